@@ -24,9 +24,15 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import yaml
 
 from runyard.errors import UserError
+
+if TYPE_CHECKING:
+    from runyard.artifacts import ArtifactStore
+    from runyard.store import Store
 
 DEFAULT_WORKSPACE = "~/.runyard"
 
@@ -115,3 +121,37 @@ class Layout:
 
     def supervisor_log(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "supervisor.log"
+
+
+@dataclass
+class Resources:
+    """An open workspace: its layout, settings, store and artifact store.
+
+    Inner layers (supervisor, backends) take this; the public facade is
+    :class:`runyard.client.Workspace`. Opening migrates the store's schema if needed."""
+
+    layout: Layout
+    settings: Settings
+    store: Store
+    artifacts: ArtifactStore
+
+    @classmethod
+    def open(cls, root: str | Path | None = None) -> Resources:
+        from runyard.artifacts import LocalArtifactStore
+        from runyard.store import open_store
+
+        path = Path(root).expanduser() if root is not None else default_root()
+        path = path.resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        layout = Layout(path)
+        settings = Settings.load(path)
+        url = settings.store_url or f"sqlite:///{layout.db_path}"
+        return cls(
+            layout=layout,
+            settings=settings,
+            store=open_store(url),
+            artifacts=LocalArtifactStore(layout.artifacts),
+        )
+
+    def close(self) -> None:
+        self.store.close()
