@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import yaml

@@ -29,7 +29,7 @@ class LocalArtifactStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
+        tmp.replace(dest)
         return dest.stat().st_size
 
     def get_file(self, key: str, dest: Path) -> None:

@@ -154,9 +154,12 @@ def command_argv(
 
     ``${{outputs.NAME}}`` resolves to ``outputs_dir/NAME`` unless the output names a path."""
     values: dict[str, dict[str, str]] = {
-        "inputs": {k: (v.path if v.path is not None else v.value or "") for k, v in spec.inputs.items()},
+        "inputs": {
+            k: (v.path if v.path is not None else v.value or "") for k, v in spec.inputs.items()
+        },
         "outputs": {
-            k: (v.path if v.path is not None else f"{outputs_dir}/{k}") for k, v in spec.outputs.items()
+            k: (v.path if v.path is not None else f"{outputs_dir}/{k}")
+            for k, v in spec.outputs.items()
         },
     }
     values.update(extra or {})

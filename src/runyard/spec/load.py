@@ -191,7 +191,9 @@ def spec_from_dict(data: Any, *, source: str = "<python>", base_dir: Path | None
         if not path.is_absolute():
             path = (base_dir or Path.cwd()) / path
         if not path.is_dir():
-            raise SpecError(f"code folder {str(path)!r} does not exist", source=source, field="code")
+            raise SpecError(
+                f"code folder {str(path)!r} does not exist", source=source, field="code"
+            )
         code = str(path.resolve())
 
     env = EnvironmentSpec()
@@ -242,7 +244,10 @@ def spec_from_dict(data: Any, *, source: str = "<python>", base_dir: Path | None
         resources=ResourcesSpec(instance_count=job.resources.instance_count),
         limits=LimitsSpec(timeout=job.limits.timeout),
         inputs=inputs,
-        outputs={k: OutputSpec(type=v.type, path=v.path) if v else OutputSpec() for k, v in job.outputs.items()},
+        outputs={
+            k: OutputSpec(type=v.type, path=v.path) if v else OutputSpec()
+            for k, v in job.outputs.items()
+        },
         tags={k: _scalar(v) for k, v in job.tags.items()},
         source=source,
     )
