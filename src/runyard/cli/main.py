@@ -60,7 +60,3 @@ def main() -> None:
     from runyard.cli import artifacts, runs, show  # noqa: F401  (registers commands)
 
     cli(prog_name="runyard")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -1,0 +1,56 @@
+"""Every example in the README and docs/ runs: Python blocks are executed, YAML blocks are
+validated as job specs (or as workspace settings)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runyard.spec import spec_from_dict
+from runyard.workspace import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCK = re.compile(r"```(python|yaml)\n(.*?)```", re.S)
+
+
+def blocks(lang: str) -> list[tuple[str, str]]:
+    out = []
+    for doc in DOCS:
+        for i, m in enumerate(BLOCK.finditer(doc.read_text())):
+            if m.group(1) == lang:
+                out.append((f"{doc.name}#{i}", m.group(2)))
+    return out
+
+
+@pytest.mark.parametrize(("where", "code"), blocks("python"), ids=[w for w, _ in blocks("python")])
+def test_python_examples_run(where: str, code: str, tmp_path: Path) -> None:
+    env = {**os.environ, "RUNYARD_WORKSPACE": str(tmp_path / "ws")}
+    env.pop("RUNYARD_EVENTS", None)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"{where} failed:\n{result.stdout}\n{result.stderr}"
+
+
+@pytest.mark.parametrize(("where", "text"), blocks("yaml"), ids=[w for w, _ in blocks("yaml")])
+def test_yaml_examples_are_valid(where: str, text: str, tmp_path: Path) -> None:
+    data = yaml.safe_load(text)
+    if "command" in data:
+        spec = spec_from_dict(data, source=where, base_dir=tmp_path)
+        assert spec.command
+    else:
+        (tmp_path / "config.yaml").write_text(text)
+        settings = Settings.load(tmp_path)
+        assert settings.local_slots == data["local_slots"]
