@@ -1,0 +1,150 @@
+"""Engines for store URLs, and schema migration with Alembic.
+
+SQLite engines run in WAL mode with ``synchronous=NORMAL``, a 60 s busy timeout and foreign
+keys on. pysqlite's own transaction handling is switched off (the recipe in SQLAlchemy's
+SQLite documentation) so that the store decides how each transaction begins: reads with a
+plain ``BEGIN``, writes with ``BEGIN IMMEDIATE``, which takes the write lock up front (waiting
+up to the busy timeout) instead of failing with "database is locked" when a read transaction
+later tries to write.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from runyard.errors import StoreError, UserError
+from runyard.store.sql import dialects
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+#: Execution option that marks a connection's transactions as writes.
+WRITE = "runyard_write"
+#: The newest revision in ``migrations/versions`` (a test keeps the two in step). Knowing it
+#: lets :func:`migrate` check a current schema without loading Alembic.
+HEAD_REVISION = "0001"
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA busy_timeout = 60000",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+)
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
+        raise UserError(
+            "an in-memory SQLite store cannot be shared between connections; "
+            "use a file: sqlite:///PATH/runyard.db"
+        )
+    engine = sa.create_engine(url)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # the "begin" hook below emits BEGIN
+        cursor = dbapi_conn.cursor()
+        try:
+            for pragma in _SQLITE_PRAGMAS:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        write = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _postgres_engine(url: sa.URL) -> sa.Engine:
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.drivername == "postgresql+psycopg":
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise UserError(
+                "a PostgreSQL store needs psycopg: pip install 'runyard[postgres]'"
+            ) from None
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+_ENGINES: dict[str, Callable[[sa.URL], sa.Engine]] = {
+    "sqlite": _sqlite_engine,
+    "postgresql": _postgres_engine,
+    "postgres": _postgres_engine,
+}
+
+
+#: Engines in use, whose pooled connections a forked child must not share with its parent.
+_LIVE: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for engine in list(_LIVE):
+        engine.dispose(close=False)  # the child opens connections of its own
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine for a store URL: ``sqlite:///PATH`` or ``postgresql://...``."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise UserError(f"not a store URL: {url!r}") from None
+    factory = _ENGINES.get(parsed.get_backend_name())
+    if factory is None:
+        raise UserError(
+            f"unsupported store URL {parsed.render_as_string(hide_password=True)!r}: "
+            "expected sqlite:///PATH or postgresql://USER@HOST/DB"
+        )
+    engine = factory(parsed)
+    _LIVE.add(engine)
+    return engine
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration for the store's migrations; no ``alembic.ini`` involved."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", "runyard.store.sql:migrations")
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the schema to the newest revision, if it is not there already.
+
+    Concurrent callers are safe: the upgrade runs in one write transaction (``BEGIN
+    IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL) and re-reads the version inside it.
+    """
+    with engine.connect() as conn:
+        if sa.inspect(conn).has_table("alembic_version"):
+            current = conn.scalars(sa.text("SELECT version_num FROM alembic_version")).all()
+            if current == [HEAD_REVISION]:
+                return
+    from alembic import command
+    from alembic.util import CommandError
+
+    config = alembic_config()
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{WRITE: True})
+            with conn.begin():
+                dialects.lock(conn, "runyard.migrate")
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+    except CommandError as e:
+        raise StoreError(
+            f"cannot migrate the store's schema ({e}); is it from a newer runyard?"
+        ) from e

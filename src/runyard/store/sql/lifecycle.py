@@ -1,0 +1,177 @@
+"""Status changes: compare-and-set transitions, slot claims, cancel requests, lost runs.
+
+Each function runs inside the caller's write transaction. A run's row is read ``FOR UPDATE``
+(a no-op on SQLite, where ``BEGIN IMMEDIATE`` already serializes writers) and updated only
+if its status is still the one read, so a change is never applied on top of another.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from runyard.errors import InvalidTransition, RunNotFound
+from runyard.records import ACTIVE_STATUSES, ALLOWED_TRANSITIONS, RunStatus
+from runyard.store.sql import dialects
+from runyard.store.sql.runs import record_status
+from runyard.store.sql.schema import runs
+
+_ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
+
+
+def _locked(conn: sa.Connection, run_id: str, *columns: sa.Column[Any]) -> sa.Row[Any]:
+    row = conn.execute(
+        sa.select(runs.c.status, *columns).where(runs.c.id == run_id).with_for_update()
+    ).first()
+    if row is None:
+        raise RunNotFound(run_id)
+    return row
+
+
+def transition(
+    conn: sa.Connection,
+    run_id: str,
+    status: RunStatus,
+    *,
+    expected: Iterable[RunStatus] | None = None,
+    reason: str | None = None,
+    exit_code: int | None = None,
+    error: str | None = None,
+) -> None:
+    current = RunStatus(_locked(conn, run_id).status)
+    _apply(conn, run_id, current, RunStatus(status), expected, reason, exit_code, error, {})
+
+
+def _apply(
+    conn: sa.Connection,
+    run_id: str,
+    current: RunStatus,
+    status: RunStatus,
+    expected: Iterable[RunStatus] | None,
+    reason: str | None,
+    exit_code: int | None,
+    error: str | None,
+    extra: dict[str, Any],
+) -> None:
+    wanted = None if expected is None else {RunStatus(s) for s in expected}
+    if status not in ALLOWED_TRANSITIONS[current] or (wanted is not None and current not in wanted):
+        message = f"run {run_id} is {current}; cannot move to {status}"
+        if wanted is not None and current not in wanted:
+            message += f" (expected {' or '.join(sorted(s.value for s in wanted))})"
+        raise InvalidTransition(message)
+    now = time.time()
+    values: dict[str, Any] = {"status": status.value, **extra}
+    if status is RunStatus.PREPARING:
+        values["heartbeat_at"] = now  # claimed: the claimer counts as alive until it attaches
+    if status is RunStatus.RUNNING:
+        values["started_at"] = now
+    if status.is_terminal:
+        values["ended_at"] = now
+    for name, value in (("reason", reason), ("exit_code", exit_code), ("error", error)):
+        if value is not None:
+            values[name] = value
+    done = conn.execute(
+        sa.update(runs).where(runs.c.id == run_id, runs.c.status == current.value).values(values)
+    )
+    if done.rowcount != 1:  # only without the row lock, which every caller takes
+        raise InvalidTransition(f"run {run_id} changed status meanwhile; cannot move to {status}")
+    record_status(conn, run_id, status, now, reason)
+
+
+def claim(conn: sa.Connection, run_id: str, slots: int) -> bool:
+    row = conn.execute(sa.select(runs.c.compute).where(runs.c.id == run_id)).first()
+    if row is None:
+        raise RunNotFound(run_id)
+    dialects.lock(conn, f"runyard.claim:{row.compute}")
+    if RunStatus(_locked(conn, run_id).status) is not RunStatus.QUEUED:
+        return False
+    same_compute = runs.c.compute == row.compute
+    oldest = conn.scalar(
+        sa.select(runs.c.id)
+        .where(same_compute, runs.c.status == RunStatus.QUEUED.value)
+        .order_by(runs.c.created_at, runs.c.id)
+        .limit(1)
+    )
+    if oldest != run_id:
+        return False
+    active = conn.scalar(sa.select(sa.func.count()).where(same_compute, runs.c.status.in_(_ACTIVE)))
+    if (active or 0) >= slots:
+        return False
+    _apply(conn, run_id, RunStatus.QUEUED, RunStatus.PREPARING, None, None, None, None, {})
+    return True
+
+
+def request_cancel(conn: sa.Connection, run_id: str, reason: str) -> None:
+    row = _locked(conn, run_id, runs.c.cancel_requested)
+    current = RunStatus(row.status)
+    if current is RunStatus.QUEUED:
+        extra = {"cancel_requested": True, "cancel_reason": reason}
+        _apply(conn, run_id, current, RunStatus.CANCELED, None, reason, None, None, extra)
+    elif current.is_terminal:
+        raise InvalidTransition(f"run {run_id} is {current}; cannot move to {RunStatus.CANCELED}")
+    elif not row.cancel_requested:
+        conn.execute(
+            sa.update(runs)
+            .where(runs.c.id == run_id)
+            .values(cancel_requested=True, cancel_reason=reason)
+        )
+
+
+def mark_lost(
+    conn: sa.Connection, *, heartbeat_timeout: float, host: str | None, dead_pids: Iterable[int]
+) -> list[str]:
+    now = time.time()
+    lost: dict[str, tuple[RunStatus, str]] = {}
+    pids = sorted({int(p) for p in dead_pids})
+    if host is not None and pids:
+        gone = conn.execute(
+            sa.select(runs.c.id, runs.c.status, runs.c.supervisor_pid)
+            .where(
+                runs.c.status.in_(_ACTIVE),
+                runs.c.host == host,
+                runs.c.supervisor_pid.in_(pids),
+            )
+            .with_for_update()
+        )
+        for run_id, status, pid in gone:
+            reason = f"lost: supervisor process {pid} on host {host} is gone"
+            lost[run_id] = (RunStatus(status), reason)
+    beat = sa.func.coalesce(runs.c.heartbeat_at, runs.c.started_at, runs.c.created_at)
+    stale = conn.execute(
+        sa.select(runs.c.id, runs.c.status, beat.label("beat"))
+        .where(runs.c.status.in_(_ACTIVE), beat < now - heartbeat_timeout)
+        .with_for_update()
+    )
+    for run_id, status, last in stale:
+        reason = f"lost: supervisor heartbeat stale for {now - last:.0f}s"
+        lost.setdefault(run_id, (RunStatus(status), reason))
+    for run_id, (status, reason) in lost.items():
+        _apply(conn, run_id, status, RunStatus.FAILED, None, reason, None, None, {})
+    return list(lost)
+
+
+def attach_supervisor(conn: sa.Connection, run_id: str, host: str, pid: int) -> None:
+    _update(conn, run_id, host=host, supervisor_pid=pid, heartbeat_at=time.time())
+
+
+def heartbeat(conn: sa.Connection, run_id: str) -> None:
+    _update(conn, run_id, heartbeat_at=time.time())
+
+
+def set_process_group(conn: sa.Connection, run_id: str, pgid: int | None) -> None:
+    _update(conn, run_id, pgid=pgid)
+
+
+def process_group(conn: sa.Connection, run_id: str) -> int | None:
+    row = conn.execute(sa.select(runs.c.pgid).where(runs.c.id == run_id)).first()
+    if row is None:
+        raise RunNotFound(run_id)
+    return row.pgid
+
+
+def _update(conn: sa.Connection, run_id: str, **values: Any) -> None:
+    if conn.execute(sa.update(runs).where(runs.c.id == run_id).values(values)).rowcount != 1:
+        raise RunNotFound(run_id)

@@ -1,0 +1,328 @@
+"""Recording and reading runs: rows to :class:`~runyard.records.Run`, id prefixes, searches.
+
+Every function takes a connection inside a transaction the caller (``SqlStore``) opened.
+Listings load tags, params and latest metrics for all their runs in one query each.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from runyard.errors import RunNotFound, UserError
+from runyard.records import Experiment, Run, RunStatus, StatusChange
+from runyard.store.sql import bulk, dialects
+from runyard.store.sql.schema import experiments, latest_metrics, runs
+from runyard.store.sql.schema import params as params_table
+from runyard.store.sql.schema import status_history as history_table
+from runyard.store.sql.schema import tags as tags_table
+
+#: Shortest id prefix :func:`resolve_id` accepts.
+MIN_PREFIX = 4
+#: Up to this many runs, a listing loads their tags, params and metrics by id; beyond it,
+#: by repeating the listing's own query as a subquery (keeps bind parameters few).
+ID_LIST_LIMIT = 500
+
+#: Run fields read from columns of the same name, and the experiment's name.
+_FIELDS = (
+    "id", "name", "status", "spec", "compute", "created_at", "started_at", "ended_at",
+    "exit_code", "reason", "error", "snapshot_id", "parent_id", "git", "host",
+    "supervisor_pid", "heartbeat_at", "cancel_requested", "cancel_reason", "experiment",
+)  # fmt: skip
+_RUN_COLUMNS = (*(runs.c[f] for f in _FIELDS[:-1]), experiments.c.name.label("experiment"))
+_STATUSES = {s.value: s for s in RunStatus}
+_tag_filter = tags_table.alias("tag_filter")
+_sort_metric = latest_metrics.alias("sort_metric")
+
+
+# -- experiments ----------------------------------------------------------------------------
+
+
+def get_or_create_experiment(conn: sa.Connection, name: str) -> Experiment:
+    if not isinstance(name, str) or not name.strip():
+        raise UserError(f"experiment name must be a non-empty string, got {name!r}")
+    dialects.insert_ignore(conn, experiments, [{"name": name, "created_at": time.time()}])
+    row = conn.execute(sa.select(experiments).where(experiments.c.name == name)).one()
+    return Experiment(id=row.id, name=row.name, created_at=row.created_at)
+
+
+def list_experiments(conn: sa.Connection) -> list[Experiment]:
+    rows = conn.execute(sa.select(experiments).order_by(experiments.c.name))
+    return [Experiment(id=r.id, name=r.name, created_at=r.created_at) for r in rows]
+
+
+# -- creating ----------------------------------------------------------------------------
+
+
+def _strings(what: str, mapping: Mapping[str, Any] | None) -> dict[str, str]:
+    """Keys must be non-empty strings; values are stored as text."""
+    out: dict[str, str] = {}
+    for key, value in (mapping or {}).items():
+        if not isinstance(key, str) or not key:
+            raise UserError(f"{what} keys must be non-empty strings, got {key!r}")
+        out[key] = value if isinstance(value, str) else str(value)
+    return out
+
+
+def create_run(
+    conn: sa.Connection,
+    *,
+    experiment: str,
+    spec: Mapping[str, Any],
+    compute: str,
+    name: str | None,
+    tags: Mapping[str, str] | None,
+    params: Mapping[str, str] | None,
+    snapshot_id: str | None,
+    parent_id: str | None,
+    git: Mapping[str, Any] | None,
+) -> str:
+    tag_values = _strings("tag", tags)
+    param_values = _strings("param", params)
+    if parent_id is not None:
+        require_run(conn, parent_id)
+    exp = get_or_create_experiment(conn, experiment)
+    run_id = uuid.uuid4().hex[:12]
+    now = time.time()
+    conn.execute(
+        sa.insert(runs).values(
+            id=run_id,
+            experiment_id=exp.id,
+            name=name,
+            status=RunStatus.QUEUED.value,
+            spec=dict(spec),
+            compute=compute,
+            created_at=now,
+            snapshot_id=snapshot_id,
+            parent_id=parent_id,
+            git=dict(git) if git is not None else None,
+            cancel_requested=False,
+        )
+    )
+    record_status(conn, run_id, RunStatus.QUEUED, now, None)
+    set_tags(conn, run_id, tag_values)
+    log_params(conn, run_id, param_values)
+    return run_id
+
+
+def record_status(
+    conn: sa.Connection, run_id: str, status: RunStatus, now: float, reason: str | None
+) -> None:
+    conn.execute(
+        sa.insert(history_table).values(run_id=run_id, status=status.value, time=now, reason=reason)
+    )
+
+
+# -- params and tags -------------------------------------------------------------------------
+
+
+def log_params(conn: sa.Connection, run_id: str, values: Mapping[str, Any]) -> None:
+    new = _strings("param", values)
+    if not new:
+        return
+    rows = [{"run_id": run_id, "key": k, "value": v} for k, v in new.items()]
+    dialects.insert_ignore(conn, params_table, rows)
+    stored = conn.execute(
+        sa.select(params_table.c.key, params_table.c.value).where(
+            params_table.c.run_id == run_id, params_table.c.key.in_(list(new))
+        )
+    )
+    for key, old in stored:
+        if old != new[key]:
+            raise UserError(
+                f"param {key!r} of run {run_id} is already {old!r}; cannot change it to "
+                f"{new[key]!r} (params are write-once; use a tag for values that change)"
+            )
+
+
+def set_tags(conn: sa.Connection, run_id: str, values: Mapping[str, Any]) -> None:
+    rows = [{"run_id": run_id, "key": k, "value": v} for k, v in _strings("tag", values).items()]
+    dialects.upsert(conn, tags_table, rows, update=["value"])
+
+
+def delete_tag(conn: sa.Connection, run_id: str, key: str) -> None:
+    conn.execute(
+        sa.delete(tags_table).where(tags_table.c.run_id == run_id, tags_table.c.key == key)
+    )
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def require_run(conn: sa.Connection, run_id: str) -> None:
+    if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+        raise RunNotFound(run_id)
+
+
+def resolve_id(conn: sa.Connection, run_id: str) -> str:
+    """The id of the run called ``run_id`` or, failing that, starting with it."""
+    if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None:
+        return run_id
+    if len(run_id) < MIN_PREFIX:
+        raise RunNotFound(run_id)
+    found = conn.scalars(
+        sa.select(runs.c.id)
+        .where(sa.func.substr(runs.c.id, 1, len(run_id)) == run_id)
+        .order_by(runs.c.id)
+        .limit(4)
+    ).all()
+    if len(found) == 1:
+        return found[0]
+    error = RunNotFound(run_id)
+    if found:
+        shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+        error.args = (f"run id prefix {run_id!r} is ambiguous: it matches {shown}",)
+    raise error
+
+
+def get_run(conn: sa.Connection, run_id: str) -> Run:
+    """The run with exactly this id."""
+    found = _load(conn, _select_runs().where(runs.c.id == run_id), limit=None)
+    if not found:
+        raise RunNotFound(run_id)
+    return found[0]
+
+
+def status_history(conn: sa.Connection, run_id: str) -> list[StatusChange]:
+    require_run(conn, run_id)
+    rows = conn.execute(
+        sa.select(history_table.c.status, history_table.c.time, history_table.c.reason)
+        .where(history_table.c.run_id == run_id)
+        .order_by(history_table.c.id)
+    )
+    return [StatusChange(RunStatus(s), t, r) for s, t, r in rows]
+
+
+def search_runs(
+    conn: sa.Connection,
+    *,
+    experiment: str | None,
+    statuses: Iterable[RunStatus] | None,
+    tags: Mapping[str, str] | None,
+    parent_id: str | None,
+    order_by: str | None,
+    limit: int | None,
+) -> list[Run]:
+    if limit is not None and limit < 0:
+        raise UserError(f"limit must be zero or more, got {limit}")
+    stmt = _select_runs()
+    if experiment is not None:
+        stmt = stmt.where(experiments.c.name == experiment)
+    if statuses is not None:
+        stmt = stmt.where(runs.c.status.in_([RunStatus(s).value for s in statuses]))
+    for key, value in (tags or {}).items():
+        stmt = stmt.where(
+            sa.exists().where(
+                _tag_filter.c.run_id == runs.c.id,
+                _tag_filter.c.key == key,
+                _tag_filter.c.value == value,
+            )
+        )
+    if parent_id is not None:
+        stmt = stmt.where(runs.c.parent_id == parent_id)
+    stmt = stmt.order_by(*_ordering(order_by or "created"))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return _load(conn, stmt, limit=limit)
+
+
+def _ordering(order_by: str) -> list[sa.ColumnElement[Any]]:
+    newest: list[sa.ColumnElement[Any]] = [runs.c.created_at.desc(), runs.c.id.desc()]
+    if order_by == "created":
+        return newest
+    if order_by == "duration":
+        duration = sa.func.coalesce(runs.c.ended_at, time.time()) - runs.c.started_at
+        return [duration.desc().nulls_last(), *newest]
+    if order_by.startswith("metric:") and len(order_by) > len("metric:"):
+        key, descending = order_by[len("metric:") :], True
+        if key.endswith((":asc", ":desc")):
+            key, direction = key.rsplit(":", 1)
+            descending = direction == "desc"
+        value = (
+            sa.select(_sort_metric.c.value)
+            .where(_sort_metric.c.run_id == runs.c.id, _sort_metric.c.key == key)
+            .order_by(_sort_metric.c.rank)
+            .limit(1)
+            .scalar_subquery()
+        )
+        # NaN is stored as NULL, so runs whose latest value is NaN sort with those lacking it.
+        first = value.desc() if descending else value.asc()
+        return [first.nulls_last(), *newest]
+    raise UserError(
+        f"cannot order runs by {order_by!r}: use created, duration, metric:KEY "
+        "(highest first) or metric:KEY:asc"
+    )
+
+
+def _select_runs() -> sa.Select[Any]:
+    return sa.select(*_RUN_COLUMNS).join(experiments, experiments.c.id == runs.c.experiment_id)
+
+
+def _load(conn: sa.Connection, stmt: sa.Select[Any], *, limit: int | None) -> list[Run]:
+    """Run records for the rows of ``stmt``, with their tags, params and latest metrics."""
+    with bulk.gc_paused():
+        rows = conn.execute(stmt).all()
+        if not rows:
+            return []
+        ids: Sequence[str] | sa.Select[Any]
+        if len(rows) <= ID_LIST_LIMIT:
+            ids = [r.id for r in rows]
+        else:
+            ids = stmt.with_only_columns(runs.c.id)
+            if limit is None:
+                ids = ids.order_by(None)
+        tag_map = _key_values(conn, tags_table, ids)
+        param_map = _key_values(conn, params_table, ids)
+        metric_map = _latest_metrics(conn, ids)
+        found = []
+        for row in rows:
+            fields = dict(zip(_FIELDS, row, strict=True))
+            fields["status"] = _STATUSES[fields["status"]]
+            run_id = fields["id"]
+            found.append(
+                Run(
+                    **fields,
+                    tags=tag_map.get(run_id) or {},
+                    params=param_map.get(run_id) or {},
+                    metrics=metric_map.get(run_id) or {},
+                )
+            )
+        return found
+
+
+def _key_values(
+    conn: sa.Connection, table: sa.Table, ids: Sequence[str] | sa.Select[Any]
+) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    rows = conn.execute(
+        sa.select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(ids))
+    ).all()
+    for run_id, key, value in rows:
+        if run_id in out:
+            out[run_id][key] = value
+        else:
+            out[run_id] = {key: value}
+    return out
+
+
+def _latest_metrics(
+    conn: sa.Connection, ids: Sequence[str] | sa.Select[Any]
+) -> dict[str, dict[str, float]]:
+    """Latest value per run and key, from rank 0 or else the lowest rank that logged it."""
+    lm = latest_metrics
+    rows = conn.execute(
+        sa.select(lm.c.run_id, lm.c.key, lm.c.rank, lm.c.value)
+        .where(lm.c.run_id.in_(ids))
+        .order_by(lm.c.rank.desc())
+    ).all()
+    out: dict[str, dict[str, float]] = {}
+    for run_id, key, _, value in rows:  # lower ranks come later and win
+        if run_id not in out:
+            out[run_id] = {}
+        out[run_id][key] = math.nan if value is None else value
+    return out
