@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class RunStatus(str, enum.Enum):
@@ -67,10 +67,12 @@ class StatusChange:
     reason: str | None = None
 
 
-@dataclass(frozen=True)
-class MetricPoint:
+class MetricPoint(NamedTuple):
     """One logged value. ``step`` is the caller's step (or the per-key count when not given);
-    ``timestamp`` is seconds since the epoch; ``rank`` the process rank that logged it."""
+    ``timestamp`` is seconds since the epoch; ``rank`` the process rank that logged it.
+
+    A named tuple rather than a dataclass: histories run to millions of points, and a tuple
+    is several times cheaper to build."""
 
     key: str
     value: float
