@@ -1,0 +1,103 @@
+"""The ``local`` backend: runs execute on this machine, each under its own supervisor.
+
+Capacity is ``settings.local_slots`` runs at once; the others wait Queued in the order
+they were recorded, whichever process submitted them (slots are claimed atomically in the
+store).
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from runyard.errors import BackendError, InvalidTransition
+from runyard.records import Run, RunStatus
+from runyard.supervisor import Supervisor
+from runyard.supervisor.reaper import supervisor_alive
+from runyard.workspace import Resources
+
+#: Starts ``"$@"`` in the background with its output appended to ``$0`` and prints its pid.
+#: The shell exits at once, so the supervisor is re-parented to init: no zombie is left
+#: in the submitting process and nothing ties the run to its lifetime.
+_DETACH = '"$@" </dev/null >>"$0" 2>&1 & echo $!'
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, resources: Resources):
+        self.resources = resources
+
+    def submit(self, run_id: str) -> None:
+        """Start a detached supervisor (``python -m runyard.supervisor``) for the run."""
+        store = self.resources.store
+        run = store.get_run(run_id)
+        if run.status is not RunStatus.QUEUED:
+            raise InvalidTransition(f"run {run.id} is {run.status}; only a Queued run can start")
+        host = socket.gethostname()
+        if run.supervisor_pid is not None and (run.host != host or supervisor_alive(run)):
+            raise InvalidTransition(
+                f"run {run.id} was already submitted (supervisor pid {run.supervisor_pid})"
+            )
+        log = self.resources.layout.supervisor_log(run.id)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "runyard.supervisor", run.id]
+        argv += ["--workspace", str(self.resources.layout.root)]
+        try:
+            done = subprocess.run(
+                ["/bin/sh", "-c", _DETACH, str(log), *argv],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                start_new_session=True,
+                close_fds=True,
+                timeout=30,
+                check=True,
+            )
+            pid = int(done.stdout.strip())
+        except (OSError, subprocess.SubprocessError, ValueError) as e:
+            raise BackendError(f"could not start a supervisor for run {run.id}: {e}") from e
+        # Recorded now (the supervisor records itself too) so that a supervisor that dies
+        # before it gets that far is found by the reaper instead of blocking the queue.
+        store.attach_supervisor(run.id, host=host, pid=pid)
+
+    def cancel(self, run_id: str, reason: str = "canceled by user") -> Run:
+        return self.resources.store.request_cancel(run_id, reason)
+
+    def run_foreground(
+        self,
+        run_id: str,
+        echo: Callable[[str], None] | None = None,
+        *,
+        on_status: Callable[[Run], None] | None = None,
+    ) -> Run:
+        """Supervise the run in this process until it ends; return the final record.
+
+        SIGINT and SIGTERM cancel the run ("canceled by user (interrupt)"; a second one kills
+        without waiting for the grace period) instead of raising. Handlers are installed
+        only when called from the main thread, and restored afterwards."""
+        supervisor = Supervisor(self.resources, run_id, echo=echo, on_status=on_status)
+        with _interrupts_cancel(supervisor):
+            return supervisor.execute()
+
+
+@contextmanager
+def _interrupts_cancel(supervisor: Supervisor) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_signum: int, _frame: object) -> None:
+        supervisor.interrupt("canceled by user (interrupt)")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,246 @@
+"""The run's user processes: spawn them in their own process group, describe how they
+ended, and end the whole tree (TERM, grace period, KILL).
+
+A run's processes are found three ways, because each alone can miss some: the descendants
+of the process we started (psutil follows parent links, including children that moved to
+another session), the members of its process group, and any process whose environment
+carries ``RUNYARD_RUN_ID=<run id>`` (which also finds daemonized grandchildren re-parented
+to init, and is how a reaper finds them after the supervisor itself died).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+#: The variable every user process of a run inherits; it names the run.
+RUN_ID_VAR = "RUNYARD_RUN_ID"
+
+
+def spawn(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a new session (its own process group, no controlling terminal),
+    with stdout and stderr appended straight to ``log_path`` (a file, not a pipe, so the
+    child never blocks on, or dies of, a reader that went away)."""
+    with open(log_path, "ab", buffering=0) as log:  # noqa: PTH123 - a raw fd for the child
+        return subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def describe_exit(returncode: int, *, shell: bool = False) -> tuple[int, str]:
+    """(exit code to record, reason) for a child's ``Popen.returncode``.
+
+    A negative return code is death by a signal: recorded as ``128 + signum`` (what a shell
+    would report) with the signal named. Under ``/bin/sh -c`` a child killed by a signal
+    makes the shell exit with ``128 + signum``; the reason then says so as a hint."""
+    if returncode < 0:
+        return 128 - returncode, f"killed by signal {signal_name(-returncode)}"
+    reason = f"exit code {returncode}"
+    if shell and 128 < returncode < 128 + 65:
+        reason += f" (the shell's child was killed by signal {signal_name(returncode - 128)}?)"
+    return returncode, reason
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def find_tree(
+    *,
+    root_pid: int | None = None,
+    pgid: int | None = None,
+    run_id: str | None = None,
+    confirm_group: bool = False,
+) -> list[psutil.Process]:
+    """The live processes of a run: descendants of ``root_pid`` (and itself), members of
+    process group ``pgid`` and processes whose environment names ``run_id``.
+
+    With ``confirm_group``, members of ``pgid`` count only if at least one of them carries
+    the run's variable: a reaper uses it, because a process group id recorded long ago may
+    have been reused by an unrelated program."""
+    me = os.getpid()
+    found: dict[int, psutil.Process] = {}
+    if root_pid is not None:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(root_pid)
+            found[root.pid] = root
+            for child in root.children(recursive=True):
+                found[child.pid] = child
+    if pgid is None and run_id is None:
+        return [p for pid, p in found.items() if pid != me]
+    group: list[psutil.Process] = []
+    confirmed = not confirm_group
+    for proc in psutil.process_iter():
+        if proc.pid == me or proc.pid in found:
+            continue
+        try:
+            in_group = pgid is not None and os.getpgid(proc.pid) == pgid
+            if in_group or run_id is not None:
+                marked = run_id is not None and _carries(proc, run_id)
+                if marked:
+                    found[proc.pid] = proc
+                    confirmed = confirmed or in_group
+                elif in_group:
+                    group.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    if confirmed:
+        found.update((p.pid, p) for p in group)
+    return list(found.values())
+
+
+def _carries(proc: psutil.Process, run_id: str) -> bool:
+    try:
+        return proc.environ().get(RUN_ID_VAR) == run_id
+    except (psutil.Error, OSError):
+        return False
+
+
+def terminate_tree(
+    procs: Iterable[psutil.Process],
+    *,
+    grace: float,
+    pgid: int | None = None,
+    kill_now: bool = False,
+) -> list[psutil.Process]:
+    """SIGTERM ``procs`` and the process group ``pgid``, wait up to ``grace`` seconds for
+    them to end, then SIGKILL the group and whatever is left. Returns the processes that
+    had to be killed.
+
+    The caller captures ``procs`` *before* calling; a child forked while the tree is being
+    stopped is in the process group, which gets both signals. Nothing here reaps: the
+    caller's own child stays a zombie for its ``Popen.wait`` to collect the status."""
+    procs = list(procs)
+    if not kill_now:
+        signal_all(procs, pgid, signal.SIGTERM)
+        if wait_gone(procs, grace) and pgid is None:
+            return []
+    alive = [p for p in procs if _is_alive(p)]
+    signal_all(alive, pgid, signal.SIGKILL)
+    wait_gone(alive, 2.0)
+    return alive
+
+
+def signal_all(procs: list[psutil.Process], pgid: int | None, sig: signal.Signals) -> None:
+    """Send ``sig`` to the process group ``pgid`` and to each of ``procs`` still alive."""
+    if pgid is not None:
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, sig)
+    for proc in procs:
+        with contextlib.suppress(psutil.Error, OSError):
+            proc.send_signal(sig)  # psutil checks the pid still is this process
+
+
+def wait_gone(procs: Iterable[psutil.Process], timeout: float) -> bool:
+    """Whether every process in ``procs`` has ended (zombies count as ended) in time."""
+    deadline = time.monotonic() + timeout
+    procs = list(procs)
+    while True:
+        alive = [p for p in procs if _is_alive(p)]
+        if not alive:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def _is_alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+class ExitWatch:
+    """Waits for a child to exit *without reaping it* (the zombie keeps its pid and process
+    group id reserved while the rest of the tree is ended). Uses a pidfd where the kernel
+    has them, else polls ``waitid(WNOWAIT)``."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]):
+        self.proc = proc
+        self._fd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):
+            self._fd = os.pidfd_open(proc.pid)
+
+    def wait(self, timeout: float) -> bool:
+        if self._fd is not None:
+            ready, _, _ = select.select([self._fd], [], [], timeout)
+            return bool(ready)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._exited():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(0.02, timeout))
+
+    def _exited(self) -> bool:
+        waitid = getattr(os, "waitid", None)
+        if waitid is None:  # no waitid (some BSDs): poll, which reaps
+            return self.proc.poll() is not None
+        return waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+class RunProcesses:
+    """The user processes of one run: the command started by :func:`spawn` (the leader of
+    its own process group) and everything it started."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], run_id: str):
+        self.proc = proc
+        self.run_id = run_id
+        self._captured: list[psutil.Process] = []
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def tree(self) -> list[psutil.Process]:
+        """The live tree. While the leader is unreaped (running or a zombie) its pid, and so
+        the process group id, cannot be reused, so the whole group is the run's."""
+        if self.proc.returncode is None:
+            found = find_tree(root_pid=self.pid, pgid=self.pid, run_id=self.run_id)
+        else:
+            found = find_tree(pgid=self.pid, run_id=self.run_id, confirm_group=True)
+        known = {p.pid for p in found}
+        return found + [p for p in self._captured if p.pid not in known]
+
+    def send(self, sig: signal.Signals) -> None:
+        """Signal the whole tree now, remembering who was in it (a child that later leaves
+        the group or is re-parented is still signalled next time)."""
+        procs = self.tree()
+        self._captured = procs
+        signal_all(procs, self.pid if self.proc.returncode is None else None, sig)
+
+    def end(self, grace: float) -> list[psutil.Process]:
+        """End what is left (SIGTERM, ``grace`` seconds, SIGKILL), then reap the leader.
+        Returns the processes that had to be killed."""
+        pgid = self.pid if self.proc.returncode is None else None
+        killed = terminate_tree(self.tree(), grace=grace, pgid=pgid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        return killed

@@ -1,0 +1,459 @@
+"""The supervisor: runs one recorded run on this machine, from Queued to its end.
+
+Steps, each recorded as a status change with its time::
+
+    Queued      wait for a slot (store.claim), reaping lost runs meanwhile
+    Preparing   lay out the working folder from the snapshot
+    Starting    spawn the command in its own process group, output to logs/std_log.txt
+    Running     ingest events, beat the heart, sync logs/, watch for cancel and timeout
+    Finalizing  ingest the rest, store outputs/ and logs/ as artifacts
+    Completed | Failed (exit code or signal, error tail) | Canceled (reason)
+
+A cancel request (or :meth:`Supervisor.interrupt`) is honoured between the steps before the
+command starts, and while it runs by ending the whole process tree: SIGTERM, then SIGKILL
+after ``kill_grace`` seconds. Whatever goes wrong inside the supervisor, the run is left
+terminal (Failed, ``supervisor error: ...``) with its processes ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from runyard.errors import BackendError, InvalidTransition, RunyardError, SpecError
+from runyard.records import ArtifactInfo, Run, RunStatus
+from runyard.spec import JobSpec, command_argv
+from runyard.supervisor.background import Periodic
+from runyard.supervisor.diag import DiagHandler, Diagnostics
+from runyard.supervisor.ingest import Ingestor
+from runyard.supervisor.logsync import FolderSync, LogTail, tail_text
+from runyard.supervisor.process import ExitWatch, RunProcesses, describe_exit, spawn
+from runyard.supervisor.reaper import reap_lost, supervisor_alive
+from runyard.supervisor.sysmetrics import SamplingJob
+from runyard.supervisor.workdir import WorkDir, child_env, prepare_workdir
+from runyard.workspace import Resources
+
+#: Seconds between claim attempts while Queued (plus up to 25% jitter).
+CLAIM_POLL = 0.2
+#: Main-loop tick while running: 0.1 s when echoing a terminal, else 0.25 s.
+TICK_ECHO, TICK = 0.1, 0.25
+#: Seconds between looks at the store for a cancel request, and between syncs of logs/.
+CANCEL_POLL, LOG_SYNC = 0.5, 1.0
+#: Lines of output kept as a failed run's ``error``.
+ERROR_TAIL_LINES = 30
+#: Seconds after the start of the first system-metrics sample (later ones: the interval).
+FIRST_SAMPLE = 1.0
+SAMPLER_JOB = "system metrics"
+
+ENV_WARNING = (
+    "environments with packages are not supported yet: the environment was not built; "
+    "the run uses {python}"
+)
+
+
+class _RunEnded(Exception):
+    """The run became terminal behind the supervisor's back (e.g. a reaper failed it)."""
+
+    def __init__(self, run: Run):
+        super().__init__(run.id)
+        self.run = run
+
+
+class _NotOurs(Exception):
+    """Another supervisor claimed the run (the same run submitted twice at once)."""
+
+
+def _check_startable(run: Run) -> None:
+    if run.status is not RunStatus.QUEUED:
+        raise BackendError(f"run {run.id} is {run.status}; only a Queued run can be started")
+    pid = run.supervisor_pid
+    if (
+        pid is not None
+        and pid != os.getpid()
+        and run.host == socket.gethostname()
+        and supervisor_alive(run)
+    ):
+        raise BackendError(f"run {run.id} already has a supervisor (pid {pid})")
+
+
+@dataclass
+class _Stop:
+    """A stop under way: SIGTERM sent, SIGKILL due at ``kill_at``."""
+
+    reason: str
+    kill_at: float
+    killed: bool = False
+
+
+@dataclass
+class _Live:
+    """What follows a running command: events, logs/, and the terminal echo."""
+
+    ingest: Ingestor
+    logs: FolderSync
+    tail: LogTail | None
+
+
+class Supervisor:
+    """Executes run ``run_id`` (recorded Queued, with its spec and snapshot) in this process.
+
+    ``echo`` receives each line the run prints, as it prints it (foreground mode);
+    ``on_status`` receives the run record after every status change (and the Queued record
+    once if the run has to wait for a slot)."""
+
+    def __init__(
+        self,
+        resources: Resources,
+        run_id: str,
+        *,
+        echo: Callable[[str], None] | None = None,
+        on_status: Callable[[Run], None] | None = None,
+    ):
+        self.resources = resources
+        self.store = resources.store
+        self.settings = resources.settings
+        self.run_id = run_id
+        self.echo = echo
+        self.on_status = on_status
+        self._interrupted: str | None = None
+        self._force = False
+        self._procs: RunProcesses | None = None
+        self._periodic: Periodic | None = None
+        self._sampling: SamplingJob | None = None
+        self._diag: Diagnostics | None = None
+
+    # -- public ------------------------------------------------------------------------
+    def interrupt(self, reason: str = "canceled by user (interrupt)") -> None:
+        """Cancel the run from a signal handler or another thread. A second call skips the
+        grace period and kills at once."""
+        if self._interrupted is None:
+            self._interrupted = reason
+        else:
+            self._force = True
+
+    def execute(self) -> Run:
+        """Run it to the end and return the final record.
+
+        Returns at once, with the record as it is, when the run is already terminal (e.g.
+        canceled while Queued). Raises :class:`~runyard.errors.BackendError`, changing
+        nothing, for a run that is active or has a live supervisor elsewhere."""
+        run = self.store.get_run(self.run_id)
+        self.run_id = run.id
+        if run.status.is_terminal:
+            return run
+        _check_startable(run)
+        self._diag = diag = Diagnostics(self.resources.layout.supervisor_log(run.id))
+        self._periodic = Periodic(self._warn)
+        handler = DiagHandler(diag, str(self.resources.layout.events_path(run.id)))
+        events_log = logging.getLogger("runyard.tracking")
+        events_log.addHandler(handler)
+        diag.write(f"supervisor starts for run {run.id} ({run.status})")
+        try:
+            return self._execute(run)
+        except _RunEnded as e:
+            self._warn(f"run was ended elsewhere: {e.run.status} ({e.run.reason})")
+            self._end_processes(self.settings.kill_grace)
+            return e.run
+        except _NotOurs as e:
+            self._warn(str(e))
+            return self.store.get_run(self.run_id)
+        except KeyboardInterrupt:
+            self._abort(RunStatus.CANCELED, "canceled by user (interrupt)", None)
+            raise
+        except BaseException as e:
+            tb = traceback.format_exc()
+            diag.write(f"supervisor error:\n{tb}")
+            error = "\n".join(tb.rstrip().splitlines()[-ERROR_TAIL_LINES:])
+            if not self._abort(
+                RunStatus.FAILED, f"supervisor error: {type(e).__name__}: {e}", error
+            ):
+                raise
+            if not isinstance(e, Exception):
+                raise
+            return self.store.get_run(self.run_id)
+        finally:
+            self._periodic.stop()
+            if self._sampling is not None:
+                self._sampling.close()
+            events_log.removeHandler(handler)
+            diag.write("supervisor exits")
+            diag.close()
+
+    # -- the steps -----------------------------------------------------------------------
+    def _execute(self, run: Run) -> Run:
+        spec = JobSpec.from_dict(run.spec)
+        self.store.attach_supervisor(run.id, host=socket.gethostname(), pid=os.getpid())
+        assert self._periodic is not None
+        beat = self.settings.heartbeat_interval
+        self._periodic.add("heartbeat", beat, self._heartbeat, first=beat)
+        if not self._wait_for_slot(run):
+            return self.store.get_run(self.run_id)
+        self._entered(self.store.get_run(self.run_id))
+        if (ended := self._stop_if_asked()) is not None:
+            return ended
+        try:
+            wd = prepare_workdir(self.resources.layout, run, spec)
+        except RunyardError as e:  # e.g. a damaged snapshot
+            return self._end_unstarted(RunStatus.FAILED, f"preparing failed: {e}")
+        if not spec.environment.is_ambient:
+            self._environment_warning(wd)
+        if (ended := self._stop_if_asked()) is not None:
+            return ended
+        self._move(RunStatus.STARTING)
+        try:
+            argv = command_argv(spec, outputs_dir=str(wd.outputs))
+        except SpecError as e:
+            return self._end_unstarted(RunStatus.FAILED, f"invalid command: {e}")
+        if (ended := self._stop_if_asked()) is not None:
+            return ended
+        try:
+            proc = spawn(argv, cwd=wd.root, env=child_env(run, spec, wd), log_path=wd.std_log)
+        except OSError as e:
+            with open(wd.std_log, "a", encoding="utf-8") as f:  # noqa: PTH123
+                f.write(f"[runyard] cannot start {argv[0]!r}: {e}\n")
+            return self._end_unstarted(RunStatus.FAILED, f"cannot start the command: {e}")
+        self._procs = procs = RunProcesses(proc, self.run_id)
+        self._diag_write(f"started pid {proc.pid}: {argv}")
+        self.store.set_process_group(self.run_id, proc.pid)  # its own group: start_new_session
+        self._move(RunStatus.RUNNING)
+        self._start_sampler(proc.pid)
+        live = _Live(
+            ingest=Ingestor(
+                self.store,
+                self.run_id,
+                wd.events,
+                FolderSync(self.resources.artifacts, self.run_id, wd.outputs, "outputs"),
+                self._warn,
+            ),
+            logs=FolderSync(self.resources.artifacts, self.run_id, wd.logs, "logs"),
+            tail=LogTail(wd.std_log, self._echo) if self.echo is not None else None,
+        )
+        stop = self._watch(procs, spec, live)
+        return self._finalize(procs, stop, live, wd, shell=argv[0] == "/bin/sh")
+
+    def _wait_for_slot(self, run: Run) -> bool:
+        """Claim a slot; False if the run ended (canceled, failed) while waiting."""
+        slots = self.settings.local_slots
+        reap_every = max(1.0, self.settings.heartbeat_interval)
+        next_reap = 0.0
+        announced = False
+        while not self.store.claim(self.run_id, slots=slots):
+            current = self.store.get_run(self.run_id)
+            if current.status is not RunStatus.QUEUED:
+                if current.status.is_terminal:
+                    self._diag_write(f"ended while queued: {current.status} ({current.reason})")
+                    return False
+                raise _NotOurs(f"run {run.id} was claimed by another supervisor; leaving it")
+            if self._interrupted is not None:
+                with contextlib.suppress(InvalidTransition):
+                    self.store.request_cancel(self.run_id, self._interrupted)
+                continue
+            if not announced:
+                announced = True
+                self._diag_write(f"waiting for a slot ({slots} on this machine)")
+                if self.on_status is not None:
+                    self.on_status(current)
+            if time.monotonic() >= next_reap:
+                next_reap = time.monotonic() + reap_every
+                try:
+                    if lost := reap_lost(self.resources):
+                        self._diag_write(f"reaped lost runs: {', '.join(lost)}")
+                except Exception as e:  # reaping is a courtesy; never fail this run over it
+                    self._warn(f"reaping failed: {type(e).__name__}: {e}")
+            time.sleep(CLAIM_POLL * (1 + random.uniform(0, 0.25)))
+        return True
+
+    def _watch(self, procs: RunProcesses, spec: JobSpec, live: _Live) -> _Stop | None:
+        """Until the command exits: ingest, sync logs, echo, and stop it when asked."""
+        tick = TICK_ECHO if live.tail is not None else TICK
+        timeout = spec.limits.timeout
+        deadline = time.monotonic() + timeout if timeout else None
+        next_cancel_poll = next_sync = 0.0
+        stop: _Stop | None = None
+        exited = ExitWatch(procs.proc)
+        try:
+            while not exited.wait(tick):
+                live.ingest.poll()
+                if live.tail is not None:
+                    live.tail.poll()
+                now = time.monotonic()
+                if now >= next_sync:
+                    next_sync = now + LOG_SYNC
+                    self._record(live.logs.sync())
+                if stop is None:
+                    reason = self._interrupted
+                    if reason is None and now >= next_cancel_poll:
+                        next_cancel_poll = now + CANCEL_POLL
+                        reason = self._cancel_reason()
+                    if reason is None and deadline is not None and now >= deadline:
+                        reason = f"timeout after {timeout:g}s"
+                    if reason is not None:
+                        stop = self._begin_stop(procs, reason)
+                elif not stop.killed and (self._force or now >= stop.kill_at):
+                    self._diag_write("grace period over: SIGKILL")
+                    procs.send(signal.SIGKILL)
+                    stop.killed = True
+        finally:
+            exited.close()
+        return stop
+
+    def _finalize(
+        self,
+        procs: RunProcesses,
+        stop: _Stop | None,
+        live: _Live,
+        wd: WorkDir,
+        *,
+        shell: bool,
+    ) -> Run:
+        assert self._periodic is not None
+        self._periodic.remove(SAMPLER_JOB)
+        self._move(RunStatus.FINALIZING)
+        # The leader is a zombie until reaped, so its process group id cannot have been
+        # reused: end whatever is left of the tree, then collect the exit status.
+        if stop is None:
+            grace = self.settings.kill_grace
+        else:
+            grace = 0.0 if stop.killed else max(0.0, stop.kill_at - time.monotonic())
+        self._end_processes(grace)
+        returncode = procs.proc.wait()
+        live.ingest.poll(max_reads=None)
+        self._record(live.logs.sync(force=True) + live.ingest.outputs.sync(force=True))
+        if live.tail is not None:
+            live.tail.drain()
+        exit_code, reason = describe_exit(returncode, shell=shell)
+        self._diag_write(f"command ended: {reason}; {live.ingest.points} points ingested")
+        error = None
+        if stop is not None:
+            status, why = RunStatus.CANCELED, stop.reason
+        elif returncode == 0:
+            status, why = RunStatus.COMPLETED, None
+        else:
+            status, why = RunStatus.FAILED, reason
+            error = tail_text(wd.std_log, lines=ERROR_TAIL_LINES)
+        self._periodic.stop()  # no heartbeat after the last status
+        return self._move(status, reason=why, exit_code=exit_code, error=error)
+
+    # -- stopping --------------------------------------------------------------------------
+    def _cancel_reason(self) -> str | None:
+        run = self.store.get_run(self.run_id)
+        if run.status.is_terminal:
+            raise _RunEnded(run)
+        if run.cancel_requested:
+            return run.cancel_reason or "canceled by user"
+        return None
+
+    def _stop_if_asked(self) -> Run | None:
+        """Between the steps before the command starts: cancel the run if asked to."""
+        reason = self._interrupted or self._cancel_reason()
+        if reason is None:
+            return None
+        return self._end_unstarted(RunStatus.CANCELED, reason)
+
+    def _end_unstarted(self, status: RunStatus, reason: str) -> Run:
+        self._diag_write(f"ending before the command started: {status} ({reason})")
+        if self._periodic is not None:
+            self._periodic.stop()
+        return self._move(status, reason=reason)
+
+    def _begin_stop(self, procs: RunProcesses, reason: str) -> _Stop:
+        grace = 0.0 if self._force else self.settings.kill_grace
+        self._diag_write(f"stopping the run ({reason}): SIGTERM, SIGKILL after {grace:g}s")
+        procs.send(signal.SIGTERM)
+        return _Stop(reason=reason, kill_at=time.monotonic() + grace)
+
+    def _end_processes(self, grace: float) -> None:
+        """End what is left of the run's processes, if any were started."""
+        if self._procs is not None and (killed := self._procs.end(grace)):
+            self._diag_write(f"killed {len(killed)} process(es) left after the grace period")
+
+    def _abort(self, status: RunStatus, reason: str, error: str | None) -> bool:
+        """Leave the run terminal after a supervisor error; False if the store failed too."""
+        try:
+            self._end_processes(min(self.settings.kill_grace, 2.0))
+        except Exception:
+            self._diag_write(f"could not end the processes:\n{traceback.format_exc()}")
+        try:
+            run = self.store.get_run(self.run_id)
+            if not run.status.is_terminal:
+                self.store.transition(self.run_id, status, reason=reason, error=error)
+        except InvalidTransition:
+            pass
+        except Exception:
+            self._diag_write(f"could not record the failure:\n{traceback.format_exc()}")
+            return False
+        return True
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _move(
+        self,
+        status: RunStatus,
+        *,
+        reason: str | None = None,
+        exit_code: int | None = None,
+        error: str | None = None,
+    ) -> Run:
+        """Record ``status``; if the run was ended elsewhere meanwhile, raise _RunEnded."""
+        try:
+            run = self.store.transition(
+                self.run_id, status, reason=reason, exit_code=exit_code, error=error
+            )
+        except InvalidTransition:
+            current = self.store.get_run(self.run_id)
+            if current.status.is_terminal:
+                raise _RunEnded(current) from None
+            raise
+        self._entered(run)
+        return run
+
+    def _entered(self, run: Run) -> None:
+        self._diag_write(f"status {run.status}" + (f" ({run.reason})" if run.reason else ""))
+        if self.on_status is not None:
+            self.on_status(run)
+
+    def _heartbeat(self) -> None:
+        self.store.heartbeat(self.run_id)
+
+    def _record(self, infos: list[ArtifactInfo]) -> None:
+        if infos:
+            self.store.record_artifacts(self.run_id, infos)
+
+    def _start_sampler(self, pid: int) -> None:
+        every = self.settings.system_metrics_interval
+        if every > 0 and self._periodic is not None:
+            job = SamplingJob(self.store, self.run_id, pid, first_after=min(FIRST_SAMPLE, every))
+            self._sampling = job
+            self._periodic.add(SAMPLER_JOB, every, job, first=0.0)
+
+    def _environment_warning(self, wd: WorkDir) -> None:
+        text = ENV_WARNING.format(python=sys.executable)
+        self.store.set_tags(self.run_id, {"runyard.environment": text})
+        with open(wd.std_log, "a", encoding="utf-8") as f:  # noqa: PTH123
+            f.write(f"[runyard] warning: {text}\n")
+
+    def _echo(self, line: str) -> None:
+        """Pass a line to ``echo``; a failing terminal must not end the run, so echoing
+        stops after the first error."""
+        if self.echo is None:
+            return
+        try:
+            self.echo(line)
+        except Exception as e:
+            self.echo = None
+            self._warn(f"echo failed, no more output is echoed: {type(e).__name__}: {e}")
+
+    def _warn(self, message: str) -> None:
+        self._diag_write(f"warning: {message}")
+
+    def _diag_write(self, message: str) -> None:
+        if self._diag is not None:
+            self._diag.write(message)

@@ -1,0 +1,248 @@
+"""The supervisor's parts, each on its own: process trees, log tailing and syncing, the
+periodic thread, system metrics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from sv_helpers import Waiter, alive
+
+from runyard.artifacts import LocalArtifactStore
+from runyard.supervisor.background import Periodic
+from runyard.supervisor.logsync import FolderSync, LogTail, tail_text
+from runyard.supervisor.process import (
+    ExitWatch,
+    describe_exit,
+    find_tree,
+    spawn,
+    terminate_tree,
+)
+from runyard.supervisor.sysmetrics import SystemSampler
+
+
+@pytest.mark.parametrize(
+    ("returncode", "shell", "expected"),
+    [
+        (0, False, (0, "exit code 0")),
+        (3, False, (3, "exit code 3")),
+        (-9, False, (137, "killed by signal SIGKILL")),
+        (-15, True, (143, "killed by signal SIGTERM")),
+        (137, False, (137, "exit code 137")),
+        (137, True, (137, "exit code 137 (the shell's child was killed by signal SIGKILL?)")),
+    ],
+)
+def test_describe_exit(returncode: int, shell: bool, expected: tuple[int, str]) -> None:
+    assert describe_exit(returncode, shell=shell) == expected
+
+
+def test_spawn_starts_a_new_session_with_output_in_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "std_log.txt"
+    log.write_text("before\n")
+    proc = spawn(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys; print(os.getsid(0)); print('err', file=sys.stderr)",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "X": "1"},
+        log_path=log,
+    )
+    assert proc.wait(timeout=10) == 0
+    lines = log.read_text().splitlines()
+    assert lines[0] == "before"
+    assert int(lines[1]) == proc.pid  # its own session and process group
+    assert lines[2] == "err"
+
+
+def test_terminate_tree_ends_children_that_ignore_sigterm(tmp_path: Path, wait: Waiter) -> None:
+    pid_file = tmp_path / "grandchild"
+    (tmp_path / "grandchild.py").write_text(
+        "import os, pathlib, signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\n"
+        "time.sleep(60)\n"
+    )
+    script = (
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "subprocess.Popen([sys.executable, 'grandchild.py'], start_new_session=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = spawn(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        log_path=tmp_path / "log",
+    )
+    try:
+        wait(pid_file.exists, what="the grandchild")
+        grandchild = int(pid_file.read_text())
+        tree = find_tree(root_pid=proc.pid, pgid=proc.pid)
+        assert {p.pid for p in tree} >= {proc.pid, grandchild}
+        started = time.monotonic()
+        killed = terminate_tree(tree, grace=0.5, pgid=proc.pid)
+        assert 0.5 <= time.monotonic() - started < 3
+        assert {p.pid for p in killed} >= {proc.pid, grandchild}
+        assert proc.wait(timeout=5) == -signal.SIGKILL
+        assert not alive(grandchild)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_find_tree_finds_processes_by_the_run_variable(tmp_path: Path) -> None:
+    env = {**os.environ, "RUNYARD_RUN_ID": "run-under-test"}
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    try:
+        # A group id that is not the run's (the other process's) is ignored when confirming.
+        found = find_tree(run_id="run-under-test", pgid=os.getpgid(other.pid), confirm_group=True)
+        pids = {p.pid for p in found}
+        assert proc.pid in pids and other.pid not in pids
+    finally:
+        for p in (proc, other):
+            p.kill()
+            p.wait()
+
+
+def test_log_tail_echoes_complete_lines_then_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    seen: list[str] = []
+    tail = LogTail(path, seen.append)
+    tail.poll()  # no file yet
+    with path.open("ab", buffering=0) as f:
+        f.write(b"one\ntw")
+        tail.poll()
+        assert seen == ["one"]
+        f.write(b"o\r\nthree")
+        tail.poll()
+        assert seen == ["one", "two"]
+    tail.drain()
+    assert seen == ["one", "two", "three"]
+
+
+def test_tail_text_keeps_the_last_lines(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    assert tail_text(path) is None
+    path.write_text("".join(f"line {i}\n" for i in range(100)))
+    assert tail_text(path, lines=3) == "line 97\nline 98\nline 99"
+    assert tail_text(path, lines=3, max_bytes=20) == "line 98\nline 99"
+
+
+def test_folder_sync_copies_only_what_changed(tmp_path: Path, wait: Waiter) -> None:
+    local = tmp_path / "logs"
+    (local / "sub").mkdir(parents=True)
+    store = LocalArtifactStore(tmp_path / "artifacts")
+    sync = FolderSync(store, "r1", local, "logs")
+    (local / "a.txt").write_text("a")
+    (local / "sub" / "b.txt").write_text("bb")
+    assert sorted((i.path, i.size) for i in sync.sync()) == [
+        ("logs/a.txt", 1),
+        ("logs/sub/b.txt", 2),
+    ]
+    assert sync.sync() == []
+    (local / "a.txt").write_text("aaa")
+    assert [(i.path, i.size) for i in sync.sync(force=True)] == [("logs/a.txt", 3)]
+    assert (tmp_path / "artifacts" / "r1" / "logs" / "a.txt").read_text() == "aaa"
+    (local / "a.txt").write_text("aaaa")  # copied again once its (short) backoff is over
+    copied = wait(sync.sync, timeout=5, what="the changed file to be copied")
+    assert [(i.path, i.size) for i in copied] == [("logs/a.txt", 4)]
+    assert sync.sync_one("../outside.txt") is None
+    assert sync.sync_one("missing.txt") is None
+
+
+def test_periodic_runs_jobs_and_survives_errors() -> None:
+    warnings: list[str] = []
+    calls: list[str] = []
+    periodic = Periodic(warnings.append)
+    done = threading.Event()
+
+    def good() -> float | None:
+        calls.append("good")
+        if len(calls) >= 3:
+            done.set()
+        return None
+
+    def bad() -> None:
+        raise RuntimeError("nope")
+
+    periodic.add("bad", 0.01, bad, first=0.0)
+    periodic.add("good", 0.01, good, first=0.0)
+    assert done.wait(5)
+    periodic.stop()
+    assert warnings and warnings[0] == "bad failed: RuntimeError: nope"
+
+
+def test_system_sampler_measures_the_process_tree() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "x = bytearray(80 * 1024 * 1024)\nwhile True: pass"]
+    )
+    try:
+        sampler = SystemSampler(proc.pid, gpus=False)
+        time.sleep(0.5)
+        values = sampler.sample()
+        assert values["system/process_rss_mb"] > 80
+        assert values["system/process_cpu_percent"] > 20
+        assert 0 <= values["system/cpu_percent"] <= 100
+        assert values["system/memory_used_mb"] > 0
+        assert not any("gpu" in k for k in values)
+        sampler.close()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_system_sampler_reads_gpus_through_nvidia_smi(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in nvidia-smi that answers the query the way the real one does.
+    fake = tmp_path / "bin" / "nvidia-smi"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        'test "$1" = "--query-gpu=utilization.gpu,memory.used" || exit 9\n'
+        'test "$2" = "--format=csv,noheader,nounits" || exit 9\n'
+        "echo '87, 40536'\n"
+        "echo '[N/A], 12'\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # NVML unavailable: use the CLI
+    sampler = SystemSampler()
+    values = sampler.sample()
+    sampler.close()
+    assert values["system/gpu0_utilization"] == 87.0
+    assert values["system/gpu0_memory_used_mb"] == 40536.0
+    assert values["system/gpu1_memory_used_mb"] == 12.0
+    assert values["system/gpu1_utilization"] != values["system/gpu1_utilization"]  # NaN
+    assert "system/process_rss_mb" not in values
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "waitid"])
+def test_exit_watch_sees_the_exit_without_reaping(pidfd: bool) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(5)"])
+    watch = ExitWatch(proc)
+    if not pidfd:
+        watch.close()  # without a pidfd it polls waitid(WNOWAIT)
+    try:
+        deadline = time.monotonic() + 10
+        while not watch.wait(0.05):
+            assert time.monotonic() < deadline
+        assert proc.returncode is None
+        assert psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE  # not reaped yet
+    finally:
+        watch.close()
+        assert proc.wait(timeout=5) == 5
