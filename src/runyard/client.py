@@ -14,7 +14,7 @@ from typing import Any
 
 from runyard.errors import InvalidTransition, NotFound, UserError
 from runyard.records import ArtifactInfo, MetricPoint, Run, RunStatus, StatusChange
-from runyard.spec import JobSpec, load_job
+from runyard.spec import JobSpec
 from runyard.workspace import Resources
 
 #: Where a run's standard output and error are captured, relative to its working folder.
@@ -52,7 +52,12 @@ class Workspace:
 
     # -- starting runs -------------------------------------------------------------------
     def _spec(self, spec: JobSpec | str | Path, overrides: Mapping[str, Any]) -> JobSpec:
-        job = spec if isinstance(spec, JobSpec) else load_job(spec)
+        if isinstance(spec, JobSpec):
+            job = spec
+        else:
+            from runyard.spec.load import load_job
+
+            job = load_job(spec)
         changes = {k: v for k, v in overrides.items() if v is not None}
         if "tags" in changes:
             changes["tags"] = {**job.tags, **changes["tags"]}

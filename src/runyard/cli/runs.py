@@ -64,11 +64,13 @@ def build_spec(
 ) -> Any:
     """A job spec from a YAML file (``job.yaml [COMMAND...]``) or a bare command."""
     from runyard.client import parse_tags
-    from runyard.spec import InputSpec, JobSpec, LimitsSpec, load_job, parse_duration
+    from runyard.spec import InputSpec, JobSpec, LimitsSpec, parse_duration
 
     if not args:
         raise SpecError("give a job YAML file or a command after --", source="<cli>")
     if args[0].endswith((".yaml", ".yml")):
+        from runyard.spec.load import load_job
+
         spec = load_job(args[0])
         if len(args) > 1:
             spec = spec.replace(command=tuple(args[1:]))

@@ -1,4 +1,11 @@
-"""Job specs: pure data plus loading and validation at the edge."""
+"""Job specs: pure data, plus loading and validation at the edge.
+
+The loaders (``load_job``, ``spec_from_dict``) use pydantic and are imported on first use,
+so code that only builds or reads specs stays quick to import."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from runyard.spec.job import (
     DistributionSpec,
@@ -10,9 +17,23 @@ from runyard.spec.job import (
     ResourcesSpec,
     command_argv,
     display_command,
+    parse_duration,
     substitute,
 )
-from runyard.spec.load import load_job, parse_duration, spec_from_dict
+
+if TYPE_CHECKING:
+    from runyard.spec.load import load_job, spec_from_dict
+
+_LAZY = {"load_job", "spec_from_dict"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from runyard.spec import load
+
+        return getattr(load, name)
+    raise AttributeError(f"module 'runyard.spec' has no attribute {name!r}")
+
 
 __all__ = [
     "DistributionSpec",
