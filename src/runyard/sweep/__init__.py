@@ -1,0 +1,87 @@
+"""Hyperparameter sweeps: search spaces, samplers, early termination policies and the sweep
+spec. Everything here is pure and deterministic; the controller that runs trials builds on it.
+"""
+
+from runyard.sweep.load import load_sweep, policy_from_dict, sweep_from_dict
+from runyard.sweep.policies import (
+    POLICIES,
+    AshaPolicy,
+    BanditPolicy,
+    Decision,
+    EarlyTerminationPolicy,
+    Goal,
+    MedianStoppingPolicy,
+    TruncationSelectionPolicy,
+)
+from runyard.sweep.samplers import (
+    SAMPLERS,
+    GridSampler,
+    Params,
+    RandomSampler,
+    Sampler,
+    SobolSampler,
+    TrialResult,
+    make_sampler,
+)
+from runyard.sweep.space import (
+    DISTRIBUTIONS,
+    Choice,
+    Distribution,
+    LogNormal,
+    LogUniform,
+    Normal,
+    ParamValue,
+    QLogNormal,
+    QLogUniform,
+    QNormal,
+    QUniform,
+    RandInt,
+    Uniform,
+    format_value,
+    parse_search_space,
+)
+from runyard.sweep.spec import Objective, SamplingAlgorithm, SweepLimits, SweepSpec
+from runyard.sweep.trial import trial_job, trial_params
+
+__all__ = [
+    "DISTRIBUTIONS",
+    "POLICIES",
+    "SAMPLERS",
+    "AshaPolicy",
+    "BanditPolicy",
+    "Choice",
+    "Decision",
+    "Distribution",
+    "EarlyTerminationPolicy",
+    "Goal",
+    "GridSampler",
+    "LogNormal",
+    "LogUniform",
+    "MedianStoppingPolicy",
+    "Normal",
+    "Objective",
+    "ParamValue",
+    "Params",
+    "QLogNormal",
+    "QLogUniform",
+    "QNormal",
+    "QUniform",
+    "RandInt",
+    "RandomSampler",
+    "Sampler",
+    "SamplingAlgorithm",
+    "SobolSampler",
+    "SweepLimits",
+    "SweepSpec",
+    "TrialResult",
+    "TruncationSelectionPolicy",
+    "Uniform",
+    "format_value",
+    "load_sweep",
+    "make_sampler",
+    "parse_search_space",
+    "policy_from_dict",
+    "sweep_from_dict",
+    "trial_job",
+    "trial_params",
+]
