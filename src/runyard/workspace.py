@@ -81,7 +81,7 @@ class Settings:
         for name, raw in values.items():
             kind = type(getattr(cls, name)) if getattr(cls, name) is not None else str
             try:
-                out[name] = kind(raw)  # type: ignore[call-arg]
+                out[name] = kind(raw)
             except (TypeError, ValueError):
                 raise UserError(f"setting {name}: expected {kind.__name__}, got {raw!r}") from None
         return cls(**out)  # type: ignore[arg-type]

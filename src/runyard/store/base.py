@@ -123,8 +123,9 @@ class Store(Protocol):
         :class:`~runyard.errors.InvalidTransition`."""
         ...
 
-    def mark_lost(self, *, heartbeat_timeout: float, host: str | None = None,
-                  dead_pids: Iterable[int] = ()) -> list[str]:
+    def mark_lost(
+        self, *, heartbeat_timeout: float, host: str | None = None, dead_pids: Iterable[int] = ()
+    ) -> list[str]:
         """Fail active runs whose heartbeat is older than ``heartbeat_timeout`` seconds, and
         runs on ``host`` whose supervisor pid is in ``dead_pids``. Returns their ids."""
         ...
@@ -145,9 +146,7 @@ class Store(Protocol):
 
     def metric_keys(self, run_id: str) -> list[str]: ...
 
-    def metric_history(
-        self, run_id: str, key: str, *, rank: int | None = 0
-    ) -> list[MetricPoint]:
+    def metric_history(self, run_id: str, key: str, *, rank: int | None = 0) -> list[MetricPoint]:
         """Points of one key ordered by step then time; ``rank=None`` for all ranks."""
         ...
 
