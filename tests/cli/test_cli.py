@@ -186,3 +186,20 @@ def test_ls_filters_and_sorts(runyard: Runner, tmp_path: Path) -> None:
     assert len(runs) == 1
     table = runyard("ls", "-e", "sorted").stdout
     assert "acc" in table and "Completed" in table
+
+
+def test_oversized_snapshot_is_refused_and_records_nothing(
+    runyard: Runner, tmp_path: Path, workspace: Path
+) -> None:
+    code = make_code(tmp_path)
+    (code / "data.bin").write_bytes(b"\0" * 200_000)
+    with (workspace / "config.yaml").open("a") as f:
+        f.write("snapshot_max_bytes: 100000\n")
+    res = runyard("run", "--", "python", "train.py", cwd=code)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert "data.bin" in lines[0] and "limit" in lines[0]
+    assert json.loads(runyard("ls", "--json").stdout) == []
+    (code / ".runyardignore").write_text("*.bin\n")
+    assert runyard("run", "--", "python", "train.py", cwd=code).returncode == 0
