@@ -3,8 +3,8 @@
 Inside a runyard run the supervisor sets ``RUNYARD_EVENTS`` (the events file),
 ``RUNYARD_OUTPUTS``, ``RUNYARD_RUN_ID`` and ``RUNYARD_EXPERIMENT``; every call appends one
 record to the events file (see :mod:`runyard.tracking.events`) and never touches a network
-or a database. The process rank comes from ``RANK``, else ``OMPI_COMM_WORLD_RANK``, else
-``PMI_RANK``, else 0.
+or a database. The process rank comes from ``RUNYARD_RANK`` (set by runyard's launcher),
+else ``RANK``, else ``OMPI_COMM_WORLD_RANK``, else ``PMI_RANK``, else 0.
 
 Outside runyard the same script runs unchanged: the first call creates
 ``./runyard-offline/<time>-<id>/`` (``events.log`` and ``outputs/``; ``RUNYARD_OFFLINE_DIR``
@@ -42,7 +42,7 @@ __all__ = [
     "should_stop",
 ]
 
-RANK_VARIABLES = ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
+RANK_VARIABLES = ("RUNYARD_RANK", "RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 OFFLINE_DIR = "runyard-offline"
 #: Seconds between two looks for the stop file.
 STOP_CHECK_INTERVAL = 0.5
