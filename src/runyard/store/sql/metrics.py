@@ -89,16 +89,18 @@ def metric_history(
     conn: sa.Connection, run_id: str, key: str, rank: int | None
 ) -> list[MetricPoint]:
     m = metrics
-    # Rows come back in MetricPoint's field order, so each becomes a point with one
-    # tuple.__new__ call; NaN is stored as NULL and put back afterwards.
-    stmt = sa.select(sa.literal(key, sa.String), m.c.value, m.c.step, m.c.timestamp, m.c.rank)
+    stmt = sa.select(m.c.value, m.c.step, m.c.timestamp, m.c.rank)
     stmt = stmt.where(m.c.run_id == run_id, m.c.key == key)
     if rank is None:
         stmt = stmt.order_by(m.c.step, m.c.timestamp, m.c.rank, m.c.id)
     else:
         stmt = stmt.where(m.c.rank == rank).order_by(m.c.step, m.c.timestamp, m.c.id)
-    # Large histories: plain driver rows, and no garbage collection while a million new
-    # objects (that hold no cycles) are made.
+    # Histories run to millions of points: plain driver rows, each point made with one
+    # tuple.__new__ (MetricPoint is a named tuple), and no garbage collection meanwhile
+    # (the new objects hold no cycles). NaN is stored as NULL and put back here.
+    new, point, nan = tuple.__new__, MetricPoint, _NAN
     with bulk.gc_paused():
-        points = list(map(MetricPoint._make, bulk.driver_rows(conn, stmt)))
-        return [p if p.value is not None else p._replace(value=_NAN) for p in points]
+        return [
+            new(point, (key, nan if value is None else value, step, ts, r))
+            for value, step, ts, r in bulk.driver_rows(conn, stmt)
+        ]
