@@ -15,6 +15,7 @@ from typing import Any
 from runyard.errors import InvalidTransition, NotFound, UserError
 from runyard.records import ArtifactInfo, MetricPoint, Run, RunStatus, StatusChange
 from runyard.spec import JobSpec
+from runyard.store import Store
 from runyard.workspace import Resources
 
 #: Where a run's standard output and error are captured, relative to its working folder.
@@ -47,7 +48,7 @@ class Workspace:
         return self.resources.layout.root
 
     @property
-    def store(self) -> Any:
+    def store(self) -> Store:
         return self.resources.store
 
     # -- starting runs -------------------------------------------------------------------
@@ -205,8 +206,7 @@ class Workspace:
         return reap_lost(self.resources)
 
     def get_run(self, run_id: str) -> Run:
-        run: Run = self.store.get_run(run_id)
-        return run
+        return self.store.get_run(run_id)
 
     def search_runs(
         self,
@@ -218,7 +218,7 @@ class Workspace:
         order_by: str | None = None,
         limit: int | None = None,
     ) -> list[Run]:
-        runs: list[Run] = self.store.search_runs(
+        return self.store.search_runs(
             experiment=experiment,
             statuses=statuses,
             tags=tags,
@@ -226,15 +226,12 @@ class Workspace:
             order_by=order_by,
             limit=limit,
         )
-        return runs
 
     def status_history(self, run_id: str) -> list[StatusChange]:
-        history: list[StatusChange] = self.store.status_history(self.get_run(run_id).id)
-        return history
+        return self.store.status_history(self.get_run(run_id).id)
 
     def metric_keys(self, run_id: str) -> list[str]:
-        keys: list[str] = self.store.metric_keys(self.get_run(run_id).id)
-        return keys
+        return self.store.metric_keys(self.get_run(run_id).id)
 
     def metric_history(self, run_id: str, key: str, *, rank: int | None = 0) -> list[MetricPoint]:
         run = self.get_run(run_id)
@@ -244,8 +241,7 @@ class Workspace:
         return points
 
     def list_artifacts(self, run_id: str) -> list[ArtifactInfo]:
-        arts: list[ArtifactInfo] = self.store.list_artifacts(self.get_run(run_id).id)
-        return arts
+        return self.store.list_artifacts(self.get_run(run_id).id)
 
     def download(self, run_id: str, dest: str | Path, path: str | None = None) -> list[Path]:
         """Copy the run's artifacts (all, or those at/under ``path``) into ``dest``."""
