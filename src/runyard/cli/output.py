@@ -44,8 +44,8 @@ def run_dict(run: Run) -> dict[str, Any]:
     }
 
 
-def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=False)
+def to_json(data: Any, *, indent: int | None = 2) -> str:
+    return json.dumps(data, indent=indent)
 
 
 def run_to_json(run: Run) -> str:

@@ -82,7 +82,8 @@ def ls(
         limit=None if show_all else limit,
     )
     if as_json:
-        click.echo(to_json([run_dict(r) for r in runs]))
+        # Compact: the C encoder is ten times faster than the indenting one on long lists.
+        click.echo(to_json([run_dict(r) for r in runs], indent=None))
         return
     if not runs:
         click.echo("no runs", err=True)
@@ -111,7 +112,10 @@ def ls(
             fmt_duration(r.duration),
             *[fmt_value(r.metrics[k]) if k in r.metrics else "" for k in metric_keys],
         )
-    Console(soft_wrap=True).print(table)
+    console = Console()
+    if not console.is_terminal:
+        console.width = 250  # piped or captured: don't cut columns to 80 characters
+    console.print(table)
 
 
 @cli.command()
