@@ -7,6 +7,10 @@
   installer's cache (each tool is warmed once first), runyard (uv) and ``python -m venv`` +
   ``pip install`` alternating, same package sources (the person's pip configuration). Target:
   runyard at least 5x faster.
+- a run: ``runyard run job.yaml`` of ``python -c pass`` whose environment is in the cache,
+  against the same job without an environment (runyard's own interpreter), alternating; and
+  the Preparing step of each from the runs' status history (what the environment adds to it:
+  import, cache hit, hold, tags, lock).
 
     python bench/bench_envs.py [--repeat 3] [--packages numpy scikit-learn]
 
@@ -16,6 +20,8 @@ One command, a few minutes at most; everything is written under a temporary fold
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -86,11 +92,55 @@ def fresh_process_hit(spec: EnvironmentSpec, root: Path) -> float:
     return float(out.stdout)
 
 
+def run_level(spec: EnvironmentSpec, tmp: Path, n: int) -> None:
+    code = tmp / "run-code"
+    code.mkdir()
+    pip = ", ".join(spec.pip)
+    (code / "env.yaml").write_text(
+        f"command: python -c pass\ncode: .\nenvironment: {{pip: [{pip}]}}\n"
+    )
+    (code / "bare.yaml").write_text("command: python -c pass\ncode: .\n")
+    env = {**os.environ, "RUNYARD_WORKSPACE": str(tmp / "run-ws"),
+           "RUNYARD_SYSTEM_METRICS_INTERVAL": "0"}  # fmt: skip
+    runyard = [sys.executable, "-m", "runyard"]
+
+    def timed(job: str) -> float:
+        t0 = time.perf_counter()
+        subprocess.run([*runyard, "run", job], env=env, cwd=code, check=True, capture_output=True)
+        return time.perf_counter() - t0
+
+    timed("env.yaml")  # builds it (uv's cache is warm by now)
+    timed("bare.yaml")
+    with_env, without = [], []
+    for _ in range(n):
+        with_env.append(timed("env.yaml"))
+        without.append(timed("bare.yaml"))
+    runs = json.loads(
+        subprocess.run([*runyard, "ls", "--all", "--json"], env=env, check=True,
+                       capture_output=True, text=True).stdout
+    )  # fmt: skip
+    preparing: dict[bool, list[float]] = {True: [], False: []}
+    for r in runs[: 2 * n]:
+        shown = subprocess.run([*runyard, "show", r["id"], "--json"], env=env, check=True,
+                               capture_output=True, text=True).stdout  # fmt: skip
+        times = {h["status"]: h["time"] for h in json.loads(shown)["status_history"]}
+        has_env = "runyard.environment.hash" in r["tags"]
+        preparing[has_env].append(times["Starting"] - times["Preparing"])
+    w, b = statistics.median(with_env), statistics.median(without)
+    pw, pb = statistics.median(preparing[True]), statistics.median(preparing[False])
+    row = "{:<33}{:>7.1f} ms   Preparing {}{:.1f} ms"
+    print(row.format("runyard run, cached environment", w * 1000, "", pw * 1000))
+    print(row.format("runyard run, no environment", b * 1000, "", pb * 1000))
+    print(row.format("added by the environment", (w - b) * 1000, "+", (pw - pb) * 1000)
+          + "  (target <= 50 ms)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--hits", type=int, default=200)
     parser.add_argument("--packages", nargs="+", default=["numpy", "scikit-learn"])
+    parser.add_argument("--runs", type=int, default=7, help="runs of each kind (run level)")
     args = parser.parse_args()
     spec = EnvironmentSpec(pip=tuple(args.packages))
     tmp = Path(tempfile.mkdtemp(prefix="runyard-bench-envs-"))
@@ -124,6 +174,7 @@ def main() -> None:
             f"cache hit, fresh process (import) median {statistics.median(fresh) * 1000:7.2f} ms"
             "   (import runyard.envs + materialize)"
         )
+        run_level(spec, tmp, args.runs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

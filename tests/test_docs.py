@@ -1,5 +1,5 @@
 """Every example in the README and docs/ runs: Python blocks are executed, YAML blocks are
-validated as job specs (or as workspace settings)."""
+validated as sweep specs, job specs, environments or workspace settings."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runyard.spec import spec_from_dict
+from runyard.spec import environment_from_dict, spec_from_dict
+from runyard.sweep import sweep_from_dict
 from runyard.workspace import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+#: Top-level keys that make a YAML block an environment (``runyard env create -f``).
+ENV_KEYS = {"python", "pip", "requirements", "conda_file", "inherit", "env_vars", "image"}
 BLOCK = re.compile(r"```(python|yaml)\n(.*?)```", re.S)
 
 
@@ -47,9 +50,14 @@ def test_python_examples_run(where: str, code: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(("where", "text"), blocks("yaml"), ids=[w for w, _ in blocks("yaml")])
 def test_yaml_examples_are_valid(where: str, text: str, tmp_path: Path) -> None:
     data = yaml.safe_load(text)
-    if "command" in data:
+    if "search_space" in data:
+        spec = sweep_from_dict(data, source=where, base_dir=tmp_path)
+        assert spec.search_space
+    elif "command" in data:
         spec = spec_from_dict(data, source=where, base_dir=tmp_path)
         assert spec.command
+    elif ENV_KEYS & set(data):
+        environment_from_dict(data, source=where)  # a SpecError names the field
     else:
         (tmp_path / "config.yaml").write_text(text)
         settings = Settings.load(tmp_path)

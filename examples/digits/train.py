@@ -1,12 +1,15 @@
 """Train a small PyTorch classifier on scikit-learn's bundled digits data.
 
 Runs the same with or without runyard: inside a run it logs to the run, outside it logs to
-an offline folder. Saves the trained model to outputs/model.pt.
+an offline folder. Saves the trained model to outputs/model.pt and, when onnxruntime and
+onnxscript are installed, exports it to outputs/model.onnx checked against onnxruntime
+(``--register NAME`` then registers that file as a model when the run succeeds).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 from pathlib import Path
 
@@ -37,6 +40,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--register", metavar="NAME", help="Register the ONNX model as NAME.")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
@@ -72,11 +76,18 @@ def main() -> None:
             f"epoch {epoch:3d}  train_loss {train_loss:.4f}  val_loss {val_loss:.4f}  "
             f"val_acc {val_acc:.4f}"
         )
+        if runyard.should_stop():  # a sweep's early termination asked this trial to stop
+            print(f"stopping early after epoch {epoch}")
+            break
 
     outputs = Path(os.environ.get("RUNYARD_OUTPUTS", "outputs"))
     outputs.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), outputs / "model.pt")
     print(f"saved {outputs / 'model.pt'}")
+    if all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript")):
+        from runyard.export import export_onnx
+
+        print(export_onnx(model, x_val[:1], outputs / "model.onnx", register=args.register))
 
 
 if __name__ == "__main__":

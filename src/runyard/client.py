@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runyard.errors import InvalidTransition, NotFound, UserError
 from runyard.records import ArtifactInfo, MetricPoint, Run, RunStatus, StatusChange
@@ -18,8 +18,17 @@ from runyard.spec import JobSpec
 from runyard.store import Store
 from runyard.workspace import Resources
 
+if TYPE_CHECKING:
+    from runyard.launch import LaunchPlan
+    from runyard.registry import ModelRegistry
+    from runyard.serving.endpoints import Endpoints
+    from runyard.supervisor.ranklogs import LogSource
+    from runyard.sweep import SweepSpec, Trial
+
 #: Where a run's standard output and error are captured, relative to its working folder.
 STD_LOG = "logs/std_log.txt"
+#: ``${{outputs.NAME}}`` in a dry run's commands (the run's folder does not exist yet).
+DRY_RUN_OUTPUTS = "<workdir>/outputs"
 
 
 class Workspace:
@@ -51,6 +60,20 @@ class Workspace:
     def store(self) -> Store:
         return self.resources.store
 
+    @property
+    def models(self) -> ModelRegistry:
+        """The model registry: ``ws.models.register("digits", "model.onnx")``."""
+        from runyard.registry import ModelRegistry
+
+        return ModelRegistry(self.resources)
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """Served deployments: ``ws.endpoints.create("web", "digits@production")``."""
+        from runyard.serving.endpoints import Endpoints
+
+        return Endpoints(self.resources)
+
     # -- starting runs -------------------------------------------------------------------
     def _spec(self, spec: JobSpec | str | Path, overrides: Mapping[str, Any]) -> JobSpec:
         if isinstance(spec, JobSpec):
@@ -76,6 +99,13 @@ class Workspace:
         from runyard.backends import get_backend
 
         get_backend(spec.compute, self.resources)  # an unknown target fails before recording
+        if spec.environment.ref is not None:  # so does an unknown environment
+            from runyard.envs import lookup
+
+            lookup(self.store, spec.environment.ref)
+        from runyard.launch import check_launch
+
+        check_launch(spec)  # so does a distribution that cannot be planned
         git = None
         git_diff = None
         if snapshot_id is None and spec.code is not None:
@@ -106,6 +136,18 @@ class Workspace:
         if git_diff:
             self._store_text(run.id, "logs/git_diff.patch", git_diff)
         return run
+
+    def plan(self, spec: JobSpec | str | Path) -> LaunchPlan:
+        """What running ``spec`` would start, per process: command, log and the variables
+        runyard adds (``runyard run --dry-run``). Records nothing; the ports shown are free
+        now, a run picks its own when it starts."""
+        from runyard.backends import get_backend
+        from runyard.launch import plan_local
+        from runyard.spec import command_argv
+
+        job = self._spec(spec, {})
+        get_backend(job.compute, self.resources)
+        return plan_local(job, command_argv(job, outputs_dir=DRY_RUN_OUTPUTS))
 
     def _store_text(self, run_id: str, rel: str, text: str) -> None:
         import tempfile
@@ -171,6 +213,11 @@ class Workspace:
         from runyard.backends import get_backend
 
         old = self.get_run(run_id)
+        if old.tags.get("runyard.type") == "sweep":
+            raise UserError(
+                f"run {old.id} is a sweep: start it again with runyard sweep, "
+                "or rerun one of its trials"
+            )
         spec = JobSpec.from_dict(old.spec)
         run = self.create_run(
             spec, snapshot_id=old.snapshot_id, extra_tags={"runyard.rerun_of": old.id}
@@ -181,10 +228,47 @@ class Workspace:
         return self._run_foreground(run, echo)
 
     def cancel(self, run_id: str, reason: str = "canceled by user") -> Run:
+        """Cancel a run; for a sweep, the sweep and all its running trials."""
         run = self.get_run(run_id)
         if run.status.is_terminal:
             raise InvalidTransition(f"run {run.id} is already {run.status.value}")
+        if run.tags.get("runyard.type") == "sweep":
+            from runyard.sweep import cancel_sweep
+
+            return cancel_sweep(self, run.id, reason)
         return self.store.request_cancel(run.id, reason)
+
+    # -- sweeps ----------------------------------------------------------------------
+    def sweep(
+        self,
+        spec: SweepSpec | str | Path,
+        *,
+        detach: bool = False,
+        on_update: Callable[..., None] | None = None,
+    ) -> Run:
+        """Run a hyperparameter sweep (a :class:`runyard.sweep.SweepSpec` or a sweep YAML
+        path): here until it ends, or with ``detach`` in a background controller."""
+        from runyard.sweep import run_sweep
+
+        return run_sweep(self, spec, detach=detach, on_update=on_update)
+
+    def resume_sweep(self, sweep_id: str, *, detach: bool = False) -> Run:
+        """Continue a sweep whose controller stopped, with no trial lost or repeated."""
+        from runyard.sweep import resume_sweep
+
+        return resume_sweep(self, sweep_id, detach=detach)
+
+    def sweep_trials(self, sweep_id: str) -> list[Trial]:
+        """The sweep's trials, best first by its objective."""
+        from runyard.sweep import sweep_trials
+
+        return sweep_trials(self, sweep_id)
+
+    def best_trial(self, sweep_id: str) -> Trial | None:
+        """The best finished trial with the objective logged, or None."""
+        from runyard.sweep import best_trial
+
+        return best_trial(self, sweep_id)
 
     def wait(self, run_id: str, *, timeout: float | None = None, poll: float = 0.2) -> Run:
         """Block until the run is terminal (or ``timeout`` seconds pass) and return it."""
@@ -274,23 +358,48 @@ class Workspace:
         stored = self.resources.artifacts.open_read(f"{run_id}/{STD_LOG}")
         return stored if stored is not None and stored.is_file() else None
 
-    def logs(self, run_id: str, *, follow: bool = False, poll: float = 0.2) -> Iterator[str]:
-        """The run's output, line by line; with ``follow``, until the run ends."""
+    def log_files(self, run_id: str) -> dict[str, Path]:
+        """The run's process logs by file name (see :mod:`runyard.supervisor.ranklogs`): its
+        working folder's ``logs/`` while that is on this machine, else the stored artifacts
+        (local artifact stores)."""
+        from runyard.supervisor.ranklogs import log_source
+
+        live = self.resources.layout.work_dir(run_id) / "logs"
+        if live.is_dir():
+            return {p.name: p for p in live.iterdir() if log_source(p.name) and p.is_file()}
+        found = {}
+        for a in self.store.list_artifacts(run_id):
+            folder, _, name = a.path.partition("/")
+            if folder == "logs" and log_source(name) is not None:
+                stored = self.resources.artifacts.open_read(f"{run_id}/{a.path}")
+                if stored is not None and stored.is_file():
+                    found[name] = stored
+        return found
+
+    def logs(
+        self, run_id: str, *, follow: bool = False, rank: int | None = None, poll: float = 0.2
+    ) -> Iterator[str]:
+        """The run's output, line by line; with ``follow``, until the run ends.
+
+        A distributed run's logs are merged, each line prefixed by where it comes from
+        (``[rank 1] ...``, ``[node 0] ...``, ``[mpirun] ...``; runyard's own notes bare);
+        ``rank`` gives that rank's output alone, unprefixed (rank 0 of a one-process run is
+        its whole output). Raises :class:`~runyard.errors.NotFound` for a rank without a log."""
+        from runyard.supervisor.ranklogs import LogSource, log_sources, rank_source
+
         run = self.get_run(run_id)
-        offset = 0
-        pending = ""
+        readers: dict[str, _LogReader] = {}
         done = not follow
         polls = 0
         while True:
-            path = self.log_path(run.id)
-            if path is not None:
-                with path.open("r", encoding="utf-8", errors="replace") as f:
-                    f.seek(offset)
-                    chunk = f.read()
-                    offset = f.tell()
-                pending += chunk
-                *lines, pending = pending.split("\n")
-                yield from lines
+            files = self.log_files(run.id)
+            sources = log_sources(files)
+            if rank is not None:
+                one = rank_source(sources, rank)
+                sources = [] if one is None else [LogSource(one.name, None, rank)]
+            for source in sources:
+                reader = readers.setdefault(source.name, _LogReader(source))
+                yield from reader.read(files[source.name])
             if done:
                 break
             time.sleep(poll)
@@ -299,8 +408,33 @@ class Workspace:
                 self.reap()
             # Read once more after the run ends so the tail is never lost.
             done = self.get_run(run.id).status.is_terminal
-        if pending:
-            yield pending
+        for reader in readers.values():
+            yield from reader.rest()
+        if rank is not None and not readers:
+            have = ", ".join(s.label or s.name for s in log_sources(self.log_files(run.id)))
+            raise NotFound(f"run {run.id} has no log for rank {rank} (its logs: {have or 'none'})")
+
+
+class _LogReader:
+    """Reads the new complete lines of one log (whose path may move from the working folder
+    to the artifact store), prefixed by its source."""
+
+    def __init__(self, source: LogSource):
+        self.source = source
+        self.offset = 0
+        self.pending = ""
+
+    def read(self, path: Path) -> list[str]:
+        with path.open("r", encoding="utf-8", errors="replace") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+            self.offset = f.tell()
+        *lines, self.pending = (self.pending + chunk).split("\n")
+        return [self.source.prefix(line) for line in lines]
+
+    def rest(self) -> list[str]:
+        line, self.pending = self.pending, ""
+        return [self.source.prefix(line)] if line else []
 
 
 def parse_tags(pairs: list[str] | tuple[str, ...], *, what: str = "--tag") -> dict[str, str]:

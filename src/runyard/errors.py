@@ -12,9 +12,14 @@ them once: the CLI prints ``error: <message>`` and exits with ``exit_code``; the
     │   ├── SnapshotError                      the code folder cannot be snapshotted
     │   │   └── SnapshotTooLarge               over the file-count or size limit
     │   ├── InvalidMetric                      a logged value is not a number, a key is bad
+    │   ├── ModelInUse                         a model version a live endpoint serves
+    │   ├── ScoringScriptError                 a scoring script fails to import or init()
     │   └── NotFound                           no such run / experiment / artifact
-    │       └── RunNotFound
+    │       ├── RunNotFound
+    │       ├── ModelNotFound                  no such model, version or alias
+    │       └── EndpointNotFound
     ├── InvalidTransition                      a run is not in a status that allows the change
+    ├── ExportError                            an exported model disagrees with the original
     ├── StoreError                             the store failed (database, schema)
     └── BackendError                           a compute backend could not do what was asked
 """
@@ -66,6 +71,29 @@ class RunNotFound(NotFound):
     def __init__(self, run_id: str):
         self.run_id = run_id
         super().__init__(f"run {run_id!r} not found")
+
+
+class ModelNotFound(NotFound):
+    """No model of that name, or no such version or alias of it."""
+
+
+class EndpointNotFound(NotFound):
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"endpoint {name!r} not found")
+
+
+class ModelInUse(UserError):
+    """A model version cannot be deleted while a live endpoint serves it."""
+
+
+class ScoringScriptError(UserError):
+    """A scoring script raised while being imported or in its ``init()``; the original
+    exception is the cause."""
+
+
+class ExportError(RunyardError):
+    """A model could not be exported, or the export does not reproduce the original."""
 
 
 class InvalidTransition(RunyardError):

@@ -129,3 +129,123 @@ class Run:
         import time
 
         return (self.ended_at or time.time()) - self.started_at
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A file of a model version. ``path`` is relative to the version's folder: a registered
+    file keeps its name (``model.onnx``), a registered folder its own name as the first part
+    (``model_dir/weights.bin``), as Azure ML lays out ``AZUREML_MODEL_DIR``."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One immutable version of a registered model. Tags and the description may change;
+    files, framework, properties and lineage never do."""
+
+    name: str
+    version: int
+    created_at: float
+    framework: str | None = None
+    framework_version: str | None = None
+    description: str | None = None
+    files: tuple[ModelFile, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    #: Lineage: the run it was registered from, that run's params and final metrics.
+    run_id: str | None = None
+    run_params: dict[str, str] = field(default_factory=dict)
+    run_metrics: dict[str, float] = field(default_factory=dict)
+    #: Where the files came from: ``run:<id>/outputs/model.onnx`` or a local path.
+    source: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """``name@version``, as the CLI accepts it."""
+        return f"{self.name}@{self.version}"
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+class EndpointStatus(str, enum.Enum):
+    """``Starting`` until its server answers, then ``Running``; ``Failed`` when the server
+    could not start or its process died; ``Stopped`` after a person stopped it."""
+
+    STARTING = "Starting"
+    RUNNING = "Running"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+
+    @property
+    def is_live(self) -> bool:
+        return self in (EndpointStatus.STARTING, EndpointStatus.RUNNING)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class TrafficRoute:
+    """A share of an endpoint's requests: ``weight`` out of the sum of its routes' weights."""
+
+    model: str
+    version: int
+    weight: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}@{self.version}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A named, served deployment of model versions, recorded in the workspace.
+
+    ``config`` holds the serving options (``score``, ``workers``, ``bind``, ``auth``,
+    ``batching`` ...) as JSON; ``traffic`` the versions served and their weights;
+    ``hostname`` and ``pid`` the machine and process serving it."""
+
+    name: str
+    status: EndpointStatus
+    traffic: tuple[TrafficRoute, ...]
+    config: dict[str, Any]
+    created_at: float
+    updated_at: float
+    hostname: str | None = None
+    pid: int | None = None
+    port: int | None = None
+    error: str | None = None
+
+    @property
+    def url(self) -> str | None:
+        if self.port is None:
+            return None
+        bind = str(self.config.get("bind") or "127.0.0.1")
+        host = "127.0.0.1" if bind in ("0.0.0.0", "") else bind  # noqa: S104
+        host = "[::1]" if host == "::" else (f"[{host}]" if ":" in host else host)
+        return f"http://{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class EnvironmentRecord:
+    """One version of a registered environment (see :mod:`runyard.envs.registry`)."""
+
+    name: str
+    version: int
+    #: ``EnvironmentDefinition.to_dict()`` of the version.
+    definition: dict[str, Any]
+    #: ``definition_digest()`` of it: a new version is recorded only when this changes.
+    digest: str
+    #: Seconds since the epoch.
+    created_at: float
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"

@@ -5,10 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-from runyard.envs import materialize
+import pytest
+
+from runyard.envs import (
+    EnvironmentBuildError,
+    content_hash,
+    current_interpreter,
+    list_entries,
+    materialize,
+)
+from runyard.envs.cache import build_lock
 from runyard.spec.job import EnvironmentSpec
 
 WORKER = """
@@ -100,3 +110,19 @@ def test_a_waiter_says_so_then_reuses_the_build(
     assert env.cached and env.hash == built["hash"]
     assert env.hash is not None
     assert states == [f"waiting for another build of environment {env.hash[:12]}"]
+
+
+def test_a_wait_for_another_build_stops_when_canceled(offline_pip: Path, envs_root: Path) -> None:
+    spec = EnvironmentSpec(pip=("rytiny==1.0",))
+    digest = content_hash(spec, python=current_interpreter())
+    cancel = threading.Event()
+    states: list[str] = []
+    with build_lock(envs_root, digest, on_wait=lambda: None):  # another build holds it
+        timer = threading.Timer(0.3, cancel.set)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(EnvironmentBuildError, match=r"waiting for .* canceled"):
+            materialize(spec, envs_root=envs_root, status=states.append, cancel=cancel)
+        assert time.monotonic() - started < 5
+    assert states == [f"waiting for another build of environment {digest[:12]}"]
+    assert list_entries(envs_root) == []

@@ -26,6 +26,7 @@ from runyard.store.sql.schema import metadata
 from .contract import *  # noqa: F403
 from .contract import new_run, points
 from .contract_lifecycle import *  # noqa: F403
+from .contract_models import *  # noqa: F403
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -17,15 +17,12 @@ import pytest
 from sv_helpers import Waiter, alive
 
 from runyard.artifacts import LocalArtifactStore
+from runyard.launch import Placement, plan_launch
+from runyard.spec import JobSpec
 from runyard.supervisor.background import Periodic
+from runyard.supervisor.gang import Gang
 from runyard.supervisor.logsync import FolderSync, LogTail, tail_text
-from runyard.supervisor.process import (
-    ExitWatch,
-    describe_exit,
-    find_tree,
-    spawn,
-    terminate_tree,
-)
+from runyard.supervisor.process import describe_exit, find_tree, spawn, terminate_tree
 from runyard.supervisor.sysmetrics import SystemSampler
 
 
@@ -232,9 +229,12 @@ def test_system_sampler_reads_gpus_through_nvidia_smi(
 
 
 @pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "waitid"])
-def test_exit_watch_sees_the_exit_without_reaping(pidfd: bool) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(5)"])
-    watch = ExitWatch(proc)
+def test_the_gang_watch_sees_the_exit_without_reaping(pidfd: bool, tmp_path: Path) -> None:
+    argv = (sys.executable, "-c", "import sys; sys.exit(5)")
+    plan = plan_launch(JobSpec(command=argv), Placement.local(), argv=argv)
+    gang = Gang.start(plan, "no-such-run", cwd=tmp_path, env=dict(os.environ), logs=tmp_path)
+    (proc,) = (m.proc for m in gang.members)
+    watch = gang.watch()
     if not pidfd:
         watch.close()  # without a pidfd it polls waitid(WNOWAIT)
     try:
@@ -245,4 +245,6 @@ def test_exit_watch_sees_the_exit_without_reaping(pidfd: bool) -> None:
         assert psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE  # not reaped yet
     finally:
         watch.close()
-        assert proc.wait(timeout=5) == 5
+        gang.end(0.0)
+    assert proc.returncode == 5
+    assert gang.finish().reason == "exit code 5"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import sys
 import time
 from pathlib import Path
@@ -209,21 +210,27 @@ def test_a_supervisor_error_fails_the_run_and_ends_its_processes(
     assert "supervisor error" in log
 
 
-def test_an_environment_with_packages_runs_in_this_interpreter_with_a_warning(
+def test_an_environment_that_runyards_interpreter_satisfies_is_used_and_recorded(
     ws: Resources, new_run: RunMaker
 ) -> None:
+    """Built environments are tested in tests/envs (test_envs_runs.py)."""
+    version = platform.python_version()
     run = new_run(
         ws,
         "import sys; print(sys.executable)\n",
         command="python train.py",
-        environment={"pip": ["numpy"]},
+        environment={"python": ">=" + version, "env_vars": {"WHO": "me"}},
     )
     lines: list[str] = []
     final = Supervisor(ws, run.id, echo=lines.append).execute()
     assert final.status is RunStatus.COMPLETED, final.error
-    assert "not supported yet" in final.tags["runyard.environment"]
-    assert lines[0].startswith("[runyard] warning: environments with packages")
-    assert lines[-1] == sys.executable
+    assert final.tags["runyard.environment.python"] == version
+    assert "runyard.environment.hash" not in final.tags
+    assert lines == [f"[runyard] environment: runyard's own interpreter (Python {version})",
+                     sys.executable]  # fmt: skip
+    lock = (ws.layout.work_dir(run.id) / "logs" / "environment.lock.txt").read_text()
+    assert any(line.startswith("pyyaml==") for line in lock.splitlines())
+    assert "logs/environment.lock.txt" in {a.path for a in ws.store.list_artifacts(run.id)}
 
 
 def test_system_metrics_are_sampled(make_workspace: WorkspaceMaker, new_run: RunMaker) -> None:

@@ -7,15 +7,7 @@ from typing import Any
 import click
 
 from runyard.cli.main import cli, with_workspace
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+from runyard.cli.output import fmt_size
 
 
 @cli.command()
@@ -33,7 +25,7 @@ def artifacts(ws: Any, run_id: str, as_json: bool) -> None:
     if not items:
         click.echo("no artifacts", err=True)
     for a in items:
-        click.echo(f"{_size(a.size):>10}  {a.path}")
+        click.echo(f"{fmt_size(a.size):>10}  {a.path}")
 
 
 @cli.command()

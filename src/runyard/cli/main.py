@@ -57,6 +57,9 @@ def with_workspace(fn: F) -> F:
 
 
 def main() -> None:
-    from runyard.cli import artifacts, runs, show  # noqa: F401  (registers commands)
+    from runyard.cli import artifacts, env, runs, show, sweep  # noqa: F401  (registers commands)
+    from runyard.cli import endpoint as _endpoint  # noqa: F401
+    from runyard.cli import model as _model  # noqa: F401
+    from runyard.cli import serve as _serve  # noqa: F401
 
     cli(prog_name="runyard")

@@ -141,17 +141,34 @@ def _finish(run: Run) -> None:
     sys.exit(exit_code_of(run))
 
 
+_DRY_RUN = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print each process's command, log and variables; record and start nothing.",
+)
+
+
+def _dry_run(ws: Any, spec: Any) -> None:
+    click.echo(ws.plan(spec).describe(), nl=False)
+
+
 @cli.command(context_settings=_RUN_SETTINGS)
 @_job_options
+@_DRY_RUN
 @with_workspace
-def run(ws: Any, args: tuple[str, ...], **options: Any) -> None:
-    """Run a job in the foreground, streaming its output; exits with the run's outcome.
+def run(ws: Any, args: tuple[str, ...], dry_run: bool, **options: Any) -> None:
+    """Run a job in the foreground, streaming its output (a distributed job's lines
+    prefixed by rank); exits with the run's outcome.
 
     \b
     runyard run job.yaml
+    runyard run job.yaml --dry-run
     runyard run --experiment digits -- python train.py --lr 0.01
     """
     spec = build_spec(args, **options)
+    if dry_run:
+        _dry_run(ws, spec)
+        return
     created = ws.create_run(spec)
     _say(
         f"run {created.id} (experiment {created.experiment}) started; "
@@ -164,13 +181,17 @@ def run(ws: Any, args: tuple[str, ...], **options: Any) -> None:
 @cli.command(context_settings=_RUN_SETTINGS)
 @_job_options
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+@_DRY_RUN
 @with_workspace
-def submit(ws: Any, args: tuple[str, ...], as_json: bool, **options: Any) -> None:
+def submit(ws: Any, args: tuple[str, ...], as_json: bool, dry_run: bool, **options: Any) -> None:
     """Record a run and start it detached; prints its id at once."""
     from runyard.backends import get_backend
     from runyard.cli.output import run_to_json
 
     spec = build_spec(args, **options)
+    if dry_run:
+        _dry_run(ws, spec)
+        return
     created = ws.create_run(spec)
     get_backend(created.compute, ws.resources).submit(created.id)
     if as_json:
@@ -205,8 +226,10 @@ def cancel(ws: Any, run_ids: tuple[str, ...]) -> None:
 @cli.command()
 @click.argument("run_id")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the run ends.")
+@click.option("--rank", type=int, help="Only this rank's output (distributed runs).")
 @with_workspace
-def logs(ws: Any, run_id: str, follow: bool) -> None:
-    """Print a run's output (stdout and stderr), during or after the run."""
-    for line in ws.logs(run_id, follow=follow):
+def logs(ws: Any, run_id: str, follow: bool, rank: int | None) -> None:
+    """Print a run's output (stdout and stderr), during or after the run; a distributed
+    run's ranks merged, each line prefixed by its rank."""
+    for line in ws.logs(run_id, follow=follow, rank=rank):
         _echo_line(line)

@@ -19,7 +19,7 @@ from runyard.cli.output import (
     to_json,
 )
 from runyard.errors import UserError
-from runyard.records import RunStatus
+from runyard.records import Run, RunStatus
 
 
 def _statuses(values: tuple[str, ...]) -> list[RunStatus] | None:
@@ -156,7 +156,7 @@ def show(ws: Any, run_id: str, as_json: bool) -> None:
         ("reason", run.reason),
         ("snapshot", run.snapshot_id),
         ("git", _git_line(run.git)),
-        ("environment", _env_line(spec.get("environment") or {})),
+        ("environment", _env_line(run)),
         ("parent", run.parent_id),
     ]
     for label, value in rows:
@@ -188,15 +188,45 @@ def _git_line(git: dict[str, Any] | None) -> str | None:
     return f"{git.get('commit', '?')[:12]}{branch}{dirty}"
 
 
-def _env_line(env: dict[str, Any]) -> str:
-    if env.get("ref"):
-        return str(env["ref"])
-    parts = []
-    if env.get("pip"):
-        parts.append("pip: " + ", ".join(env["pip"]))
+def _env_line(run: Run) -> str:
+    """The environment the run used (as the supervisor tagged it once prepared), or the one
+    its spec asks for; and where its lock is."""
+    from runyard.supervisor.environment import (
+        LOCK_FILE,
+        TAG_HASH,
+        TAG_IMAGE,
+        TAG_PYTHON,
+        TAG_REF,
+    )
+
+    env: dict[str, Any] = run.spec.get("environment") or {}
+    tags = run.tags
+    ref = tags.get(TAG_REF) or env.get("ref")
+    about = []
+    if TAG_IMAGE in tags:
+        about.append(f"image {tags[TAG_IMAGE]}")
+    elif TAG_HASH in tags:
+        about.append(f"environment {tags[TAG_HASH][:12]}")
+    elif TAG_PYTHON in tags:
+        about.append("runyard's own interpreter")
+    if TAG_PYTHON in tags:
+        about.append(f"Python {tags[TAG_PYTHON]}")
+    if not ref:
+        if env.get("pip"):
+            about.append("pip: " + ", ".join(env["pip"]))
+        for key in ("requirements", "conda_file"):
+            if env.get(key):
+                about.append(f"{key}: {env[key]}")
     if env.get("env_vars"):
-        parts.append("vars: " + ", ".join(f"{k}={v}" for k, v in env["env_vars"].items()))
-    return "; ".join(parts) or "current interpreter"
+        about.append("vars: " + ", ".join(f"{k}={v}" for k, v in env["env_vars"].items()))
+    text = ", ".join(about)
+    if ref:
+        text = f"{ref} ({text})" if text else str(ref)
+    if not text:
+        return "current interpreter"
+    if TAG_PYTHON in tags and TAG_IMAGE not in tags:
+        text += f"; lock: logs/{LOCK_FILE} (runyard env export {run.id})"
+    return text
 
 
 @cli.command()

@@ -3,8 +3,9 @@
 - :func:`materialize` returns the :class:`Environment` for a spec: from the cache when its
   content hash is there (milliseconds, no subprocess), else built once with uv — concurrent
   callers wait for the one build — into ``<envs>/<hash>/`` (:mod:`runyard.envs.build`).
-- :func:`env_vars_for` gives the variables a process in it starts with; :func:`hold` keeps it
-  from being pruned while a run uses it.
+- :func:`env_vars_for` gives the variables a process in it starts with (and
+  :func:`tracking_path` a folder that makes runyard's in-job API importable there);
+  :func:`hold` keeps it from being pruned while a run uses it.
 - :func:`content_hash` names a built environment; :func:`define` reads a spec's files into a
   self-contained :class:`EnvironmentDefinition` (:mod:`runyard.envs.definition`).
 - :func:`read_pip_config` finds the person's package sources in pip's configuration
@@ -24,7 +25,7 @@ from runyard.envs.definition import (
     define,
     definition_digest,
 )
-from runyard.envs.environment import Environment, ambient_lock, env_vars_for
+from runyard.envs.environment import Environment, ambient_lock, env_vars_for, tracking_path
 from runyard.envs.errors import EnvironmentBuildError
 from runyard.envs.indexes import IndexConfig, read_pip_config
 from runyard.envs.interpreter import InterpreterInfo, current_interpreter, select_interpreter
@@ -65,4 +66,5 @@ __all__ = [
     "read_pip_config",
     "register",
     "select_interpreter",
+    "tracking_path",
 ]

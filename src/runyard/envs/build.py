@@ -19,6 +19,7 @@ import contextlib
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -52,6 +53,7 @@ def materialize(
     log: Log | None = None,
     status: Log | None = None,
     indexes: IndexConfig | None = None,
+    cancel: threading.Event | None = None,
 ) -> Environment:
     """Return the environment ``env`` describes, building it if the cache lacks it.
 
@@ -61,7 +63,9 @@ def materialize(
     ``waiting for another build of environment <hash12>``, ``building environment <hash12>
     ...``, ``built environment <hash12> in 4.2 s``. ``indexes`` defaults to the person's pip
     configuration. A spec naming a registered environment must be looked up first
-    (:func:`runyard.envs.lookup`).
+    (:func:`runyard.envs.lookup`). Setting ``cancel`` (from another thread) stops a build in
+    progress (uv is killed, nothing is cached) or a wait for another process's build:
+    :class:`EnvironmentBuildError` ``... canceled``.
 
     An environment without packages whose ``python:`` (if any) runyard's own interpreter
     satisfies is the ambient one: nothing is built. With packages, or with an interpreter
@@ -91,7 +95,12 @@ def materialize(
         # Only variables, or only a python: version that runyard's interpreter satisfies
         # (a guard, not a request for an empty environment): run as is.
         return Environment(
-            hash=None, path=here.prefix, python=here.path, cached=True, env_vars=dict(d.env_vars)
+            hash=None,
+            path=here.prefix,
+            python=here.path,
+            cached=True,
+            env_vars=dict(d.env_vars),
+            python_version=here.version,
         )
     sources = indexes if indexes is not None else read_pip_config()
     digest = content_hash(d, python=python, indexes=sources)
@@ -104,11 +113,12 @@ def materialize(
     def waiting() -> None:
         status(f"waiting for another build of environment {digest[:12]}")
 
-    with cache.build_lock(root, digest, on_wait=waiting):
+    with cache.build_lock(root, digest, on_wait=waiting, cancel=cancel):
         found = _hit(root, digest, d)
         if found is not None:
             return found
-        return _build(root, digest, d, python, sources.merged(d.requirements), log, status)
+        merged = sources.merged(d.requirements)
+        return _build(root, digest, d, python, merged, log, status, cancel)
 
 
 @contextlib.contextmanager
@@ -156,6 +166,7 @@ def _environment(
         build_seconds=seconds,
         env_vars=dict(d.env_vars),
         packages=tuple(record.get("lock") or ()),
+        python_version=(record.get("python") or {}).get("version"),
     )
 
 
@@ -167,6 +178,7 @@ def _build(
     sources: IndexConfig,
     log: Log,
     status: Log,
+    cancel: threading.Event | None = None,
 ) -> Environment:
     short = digest[:12]
     status(f"building environment {short} (Python {python.version} at {python.path})")
@@ -179,7 +191,8 @@ def _build(
         venv += ["--no-project", "--relocatable", "--prompt", f"runyard-{short}"]
         if d.inherit:
             venv.append("--system-site-packages")
-        uv.run(venv, env=env, cwd=root, log=log, what=f"creating environment {short}")
+        what = f"creating environment {short}"
+        uv.run(venv, env=env, cwd=root, log=log, what=what, cancel=cancel)
         if d.inherit:
             _inherit_current_venv(folder, python)
         target = str(folder / "bin" / "python")
@@ -196,7 +209,7 @@ def _build(
                 install += ["-c", str(folder / CONSTRAINTS_FILE)]
             install += ["--no-python-downloads", *sources.uv_args()]
             what = f"installing the packages of environment {short}"
-            uv.run(install, env=env, cwd=root, log=log, what=what, redact=redact_url)
+            uv.run(install, env=env, cwd=root, log=log, what=what, redact=redact_url, cancel=cancel)
         frozen = uv.capture(
             ["pip", "freeze", "--python", target],
             env=env,

@@ -12,6 +12,8 @@ Layout under the cache root (a workspace's ``envs/`` folder)::
     .locks/<hash>.use              held shared by runs using <hash>; exclusive by prune
     .interpreters.json             interpreter lookups (see runyard.envs.interpreter)
     .uv-cache/                     uv's cache, only when uv's own is on another filesystem
+    .runyard-api/<key>/runyard     a link to runyard's package, put on PYTHONPATH of runs in
+                                   environments without runyard (runyard.envs.tracking_path)
 
 An entry appears whole or not at all (a rename within the folder); a failed or killed build
 leaves only a ``.build-*`` folder that no lock protects, which the next build or :func:`prune`
@@ -27,11 +29,14 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from runyard.envs.errors import EnvironmentBuildError
 
 MARKER = "runyard-env.json"
 LOCKS = ".locks"
@@ -88,19 +93,41 @@ def _lock_file(root: Path, digest: str, kind: str) -> IO[bytes]:
 
 
 @contextlib.contextmanager
-def build_lock(root: Path, digest: str, *, on_wait: Callable[[], None]) -> Iterator[None]:
+def build_lock(
+    root: Path,
+    digest: str,
+    *,
+    on_wait: Callable[[], None],
+    cancel: threading.Event | None = None,
+) -> Iterator[None]:
     """Hold the build lock of ``digest``; ``on_wait`` is called once if another process holds
-    it (then this waits for it)."""
+    it (then this waits for it, until ``cancel`` is set: :class:`EnvironmentBuildError`)."""
     with _lock_file(root, digest, "lock") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             on_wait()
-            fcntl.flock(f, fcntl.LOCK_EX)
+            _wait_for(f, digest, cancel)
         try:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _wait_for(f: IO[bytes], digest: str, cancel: threading.Event | None) -> None:
+    if cancel is None:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        return
+    while True:
+        if cancel.wait(0.1):
+            raise EnvironmentBuildError(
+                f"waiting for another build of environment {digest[:12]} canceled"
+            )
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue
+        return
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 from collections.abc import Mapping
@@ -38,6 +39,8 @@ class Environment:
     packages: tuple[str, ...] | None = field(default=None, repr=False)
     image: str | None = None
     container_runtime: Path | None = None
+    #: The interpreter's version (``3.11.9``); None for an image.
+    python_version: str | None = None
 
     @property
     def short_hash(self) -> str | None:
@@ -76,3 +79,26 @@ def env_vars_for(env: Environment, base: Mapping[str, str] | None = None) -> dic
             out.pop("PYTHONHOME", None)
     out.update(env.env_vars)
     return out
+
+
+#: Under the cache root: folders holding only a link to runyard's package (see below).
+API_DIR = ".runyard-api"
+
+
+def tracking_path(envs_root: Path) -> Path:
+    """A folder holding only runyard's own package (a link to it), for the ``PYTHONPATH`` of
+    processes in a built environment that does not install runyard: ``import runyard`` there
+    finds the in-job API, which needs the standard library only, and none of runyard's other
+    dependencies become visible. One folder per runyard installation, made once."""
+    package = Path(__file__).resolve().parent.parent
+    key = hashlib.sha256(str(package).encode()).hexdigest()[:16]
+    folder = Path(envs_root) / API_DIR / key
+    link = folder / "runyard"
+    if link.is_symlink() and link.resolve() == package:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".runyard-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(package, target_is_directory=True)
+    tmp.replace(link)
+    return folder

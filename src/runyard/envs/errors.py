@@ -16,5 +16,7 @@ class EnvironmentBuildError(RunyardError):
     last lines uv printed); ``output`` holds them alone. Nothing is left in the cache."""
 
     def __init__(self, message: str, *, output: str = ""):
+        #: runyard's own account (``installing the packages of environment ... failed``).
+        self.message = message
         self.output = output
         super().__init__(f"{message}\n{output}" if output else message)

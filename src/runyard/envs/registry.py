@@ -17,28 +17,11 @@ from typing import Any, Protocol
 
 from runyard.envs.definition import EnvironmentDefinition, define, definition_digest
 from runyard.errors import SpecError, UserError
+from runyard.records import EnvironmentRecord
 from runyard.spec.job import EnvironmentSpec
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
 _REF = re.compile(r"^(?P<name>[^@:]+)(?:[@:](?P<version>\d+|latest))?$")
-
-
-@dataclass(frozen=True)
-class EnvironmentRecord:
-    """One version of a registered environment."""
-
-    name: str
-    version: int
-    #: :meth:`EnvironmentDefinition.to_dict` of the version.
-    definition: Mapping[str, Any]
-    #: :func:`definition_digest` of it.
-    digest: str
-    #: Seconds since the epoch.
-    created_at: float
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
 
 
 class EnvironmentCatalog(Protocol):

@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -58,10 +59,15 @@ def run(
     log: Log,
     what: str,
     redact: Callable[[str], str] = lambda s: s,
+    cancel: threading.Event | None = None,
 ) -> None:
     """Run ``uv ARGS``, passing each output line (stdout and stderr together) to ``log`` as
     it comes. On failure raise :class:`EnvironmentBuildError` ``"<what> failed"`` with uv's
-    last lines. ``redact`` hides credentials in the logged command line."""
+    last lines. ``redact`` hides credentials in the logged command line. When ``cancel`` is
+    set while uv runs, uv is killed and :class:`EnvironmentBuildError` ``"<what> canceled"``
+    is raised."""
+    if cancel is not None and cancel.is_set():
+        raise EnvironmentBuildError(f"{what} canceled")
     log("$ uv " + " ".join(shlex.quote(redact(a)) for a in args))
     tail: deque[str] = deque(maxlen=200)
     with subprocess.Popen(
@@ -75,6 +81,7 @@ def run(
         env=dict(env),
         cwd=cwd,
     ) as proc:
+        watcher = _kill_when_set(cancel, proc) if cancel is not None else None
         try:
             assert proc.stdout is not None
             for raw in proc.stdout:
@@ -85,8 +92,27 @@ def run(
         finally:
             if proc.poll() is None:  # interrupted while reading: do not leave uv running
                 proc.kill()
+            if watcher is not None:
+                watcher.join()
+    if cancel is not None and cancel.is_set() and code != 0:
+        raise EnvironmentBuildError(f"{what} canceled")
     if code != 0:
         raise EnvironmentBuildError(f"{what} failed (uv exit {code}):", output=excerpt(tail))
+
+
+def _kill_when_set(cancel: threading.Event, proc: subprocess.Popen[str]) -> threading.Thread:
+    """A thread that kills ``proc`` as soon as ``cancel`` is set, and ends with ``proc``."""
+
+    def watch() -> None:
+        while not cancel.wait(0.05):
+            if proc.poll() is not None:
+                return
+        if proc.poll() is None:
+            proc.kill()
+
+    thread = threading.Thread(target=watch, name="runyard-uv-cancel", daemon=True)
+    thread.start()
+    return thread
 
 
 def capture(args: Sequence[str], *, env: Mapping[str, str], cwd: Path, what: str) -> str:

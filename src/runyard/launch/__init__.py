@@ -13,11 +13,13 @@ the supervisor).
 One module per distribution type: :mod:`~runyard.launch.pytorch` (per rank, or ``torchrun``
 per node), :mod:`~runyard.launch.mpi` (``mpirun`` with a hostfile, and the
 :mod:`~runyard.launch.mpi_env` rank wrapper), :mod:`~runyard.launch.tensorflow`
-(``TF_CONFIG``).
+(``TF_CONFIG``). :mod:`~runyard.launch.local` gathers this machine's ports and GPUs and plans
+for local compute (:func:`plan_local`), or checks a spec at submit (:func:`check_launch`).
 """
 
 from __future__ import annotations
 
+from runyard.launch.local import check_launch, plan_local, visible_gpus
 from runyard.launch.mpi import FORWARDED_VARIABLES, HOSTFILE
 from runyard.launch.plan import (
     LOG_DIR,
@@ -54,9 +56,12 @@ __all__ = [
     "ProcessPlan",
     "Role",
     "allocate_ports",
+    "check_launch",
     "node_log_name",
     "plan_launch",
+    "plan_local",
     "ports_needed",
     "processes_per_node",
     "rank_log_name",
+    "visible_gpus",
 ]

@@ -1,6 +1,7 @@
 """Job specs: pure data, plus loading and validation at the edge.
 
-The loaders (``load_job``, ``spec_from_dict``) use pydantic and are imported on first use,
+The loaders (``load_job``, ``spec_from_dict``, ``load_environment``,
+``environment_from_dict``) use pydantic and are imported on first use,
 so code that only builds or reads specs stays quick to import."""
 
 from __future__ import annotations
@@ -22,9 +23,14 @@ from runyard.spec.job import (
 )
 
 if TYPE_CHECKING:
-    from runyard.spec.load import load_job, spec_from_dict
+    from runyard.spec.load import (
+        environment_from_dict,
+        load_environment,
+        load_job,
+        spec_from_dict,
+    )
 
-_LAZY = {"load_job", "spec_from_dict"}
+_LAZY = {"environment_from_dict", "load_environment", "load_job", "spec_from_dict"}
 
 
 def __getattr__(name: str) -> Any:
@@ -45,6 +51,8 @@ __all__ = [
     "ResourcesSpec",
     "command_argv",
     "display_command",
+    "environment_from_dict",
+    "load_environment",
     "load_job",
     "parse_duration",
     "spec_from_dict",

@@ -183,16 +183,7 @@ def spec_from_dict(data: Any, *, source: str = "<python>", base_dir: Path | None
     if isinstance(job.environment, str):
         env = EnvironmentSpec(ref=job.environment.removeprefix("azureml:"))
     elif job.environment is not None:
-        e = job.environment
-        env = EnvironmentSpec(
-            python=e.python,
-            pip=tuple(e.pip),
-            requirements=e.requirements,
-            conda_file=e.conda_file,
-            inherit=e.inherit,
-            env_vars={k: _scalar(v) for k, v in e.env_vars.items()},
-            image=e.image,
-        )
+        env = _environment_spec(job.environment)
 
     inputs: dict[str, InputSpec] = {}
     for k, v in job.inputs.items():
@@ -236,21 +227,60 @@ def spec_from_dict(data: Any, *, source: str = "<python>", base_dir: Path | None
     )
 
 
-def load_job(path: str | Path) -> JobSpec:
-    """Read a job YAML file. Errors name the file and, where known, the line or field."""
-    p = Path(path)
+def _environment_spec(e: _Environment) -> EnvironmentSpec:
+    return EnvironmentSpec(
+        python=e.python,
+        pip=tuple(e.pip),
+        requirements=e.requirements,
+        conda_file=e.conda_file,
+        inherit=e.inherit,
+        env_vars={k: _scalar(v) for k, v in e.env_vars.items()},
+        image=e.image,
+    )
+
+
+def environment_from_dict(data: Any, *, source: str = "<python>") -> EnvironmentSpec:
+    """Validate a mapping of environment fields (what a job's ``environment:`` holds, as in an
+    ``env.yaml`` for ``runyard env create``) into an :class:`EnvironmentSpec`. Files it names
+    are not read here (relative ones resolve later against the env file's folder)."""
+    if not isinstance(data, dict):
+        raise SpecError(
+            "expected a mapping of environment fields (python, pip, requirements, conda_file, "
+            "inherit, env_vars, image) at the top level",
+            source=source,
+        )
+    try:
+        model = _Environment.model_validate(data)
+    except ValidationError as exc:
+        field, problem = _first_error(exc)
+        raise SpecError(problem, source=source, field=field or None) from None
+    return _environment_spec(model)
+
+
+def _read_yaml(path: str | Path) -> Any:
     source = str(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError("file not found", source=source) from None
     except OSError as exc:
         raise SpecError(f"cannot read: {exc.strerror}", source=source) from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(f"malformed YAML: {where}{problem}", source=source) from None
-    return spec_from_dict(data, source=source, base_dir=p.resolve().parent)
+
+
+def load_job(path: str | Path) -> JobSpec:
+    """Read a job YAML file. Errors name the file and, where known, the line or field."""
+    data = _read_yaml(path)
+    return spec_from_dict(data, source=str(path), base_dir=Path(path).resolve().parent)
+
+
+def load_environment(path: str | Path) -> EnvironmentSpec:
+    """Read an environment YAML file (the fields of a job's ``environment:``). Errors name
+    the file and the field. Relative files in it are relative to the file's folder."""
+    return environment_from_dict(_read_yaml(path), source=str(path))

@@ -18,7 +18,15 @@ Contract (every implementation passes ``tests/store/contract.py``):
   run on its compute target and fewer than ``slots`` runs there are active. Two claimers can
   never both take the last slot.
 - **Lost runs.** :meth:`mark_lost` fails active runs whose heartbeat is older than the
-  timeout, with the reason ``lost: ...``.
+  timeout, with the reason ``lost: ...``. Runs tagged ``runyard.type=sweep`` are never marked
+  lost: a sweep's controller is not a supervisor, and a sweep whose controller died stays
+  non-terminal so that ``runyard sweep resume`` can continue it.
+- **Registered environments** are the :class:`runyard.envs.EnvironmentCatalog` contract
+  (``tests/envs/catalog_contract.py``): versions 1, 2, 3... per name, a new one only when the
+  content's digest changes, one version for two processes putting the same new content.
+- **Models** are numbered per name by the store, atomically; a version is pending (unseen)
+  until its files are stored, then immutable but for its tags, description and aliases.
+  A version that a live endpoint's traffic names cannot be deleted.
 """
 
 from __future__ import annotations
@@ -28,11 +36,17 @@ from typing import Any, Protocol
 
 from runyard.records import (
     ArtifactInfo,
+    Endpoint,
+    EndpointStatus,
+    EnvironmentRecord,
     Experiment,
     MetricPoint,
+    ModelFile,
+    ModelVersion,
     Run,
     RunStatus,
     StatusChange,
+    TrafficRoute,
 )
 
 
@@ -156,5 +170,115 @@ class Store(Protocol):
         ...
 
     def list_artifacts(self, run_id: str) -> list[ArtifactInfo]: ...
+
+    # -- registered environments (runyard.envs.EnvironmentCatalog) ----------------------
+    def put_environment(
+        self, name: str, definition: Mapping[str, Any], digest: str
+    ) -> EnvironmentRecord:
+        """Record ``definition`` as the next version of ``name``, unless the latest version's
+        ``digest`` is this one: then return that version unchanged. One transaction; two
+        processes putting the same new content make one version. Versions are 1, 2, 3...
+        and never change once recorded."""
+        ...
+
+    def get_environment(self, name: str, version: int | None = None) -> EnvironmentRecord:
+        """That version, or the latest when ``version`` is None. Raises
+        :class:`~runyard.errors.NotFound` naming ``name`` (and ``name@version``)."""
+        ...
+
+    def list_environments(self, name: str | None = None) -> list[EnvironmentRecord]:
+        """With ``name``: its versions, newest first (empty if unknown). Without: the latest
+        version of every name, by name."""
+        ...
+
+    # -- models ----------------------------------------------------------------------------
+    def create_model_version(
+        self,
+        name: str,
+        *,
+        framework: str | None = None,
+        framework_version: str | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        properties: Mapping[str, str] | None = None,
+        run_id: str | None = None,
+        run_params: Mapping[str, str] | None = None,
+        run_metrics: Mapping[str, float] | None = None,
+        source: str | None = None,
+    ) -> ModelVersion:
+        """Record the next version of model ``name`` (1 for a new name; numbers are never
+        reused, not even after a deletion) as pending: invisible to reads until
+        :meth:`finish_model_version` lists its stored files. Two callers never get the same
+        version. The name must pass :func:`runyard.naming.check_name`."""
+        ...
+
+    def finish_model_version(
+        self, name: str, version: int, files: Sequence[ModelFile]
+    ) -> ModelVersion:
+        """Make a pending version ready with its files (at least one). From then on its
+        files, framework, properties and lineage never change."""
+        ...
+
+    def get_model_version(
+        self, name: str, version: int | None = None, *, alias: str | None = None
+    ) -> ModelVersion:
+        """A ready version: ``version``, the one ``alias`` points to, or the newest. Raises
+        :class:`~runyard.errors.ModelNotFound` saying what is missing."""
+        ...
+
+    def list_model_versions(self, name: str | None = None) -> list[ModelVersion]:
+        """Ready versions (of ``name``, or of every model), by name, newest version first."""
+        ...
+
+    def update_model_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        set_tags: Mapping[str, str] | None = None,
+        delete_tags: Iterable[str] = (),
+        description: str | None = None,
+    ) -> ModelVersion:
+        """Change a version's mutable parts: tags (set, then delete) and description."""
+        ...
+
+    def set_model_alias(self, name: str, alias: str, version: int | None) -> None:
+        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere), or remove it
+        when ``version`` is None."""
+        ...
+
+    def delete_model_version(self, name: str, version: int) -> ModelVersion:
+        """Delete a ready or pending version and its aliases; return it (its files are the
+        caller's to remove). Raises :class:`~runyard.errors.ModelInUse`, changing nothing,
+        while a live endpoint's traffic names it."""
+        ...
+
+    # -- endpoints -------------------------------------------------------------------------
+    def create_endpoint(
+        self, name: str, traffic: Sequence[TrafficRoute], config: Mapping[str, Any]
+    ) -> Endpoint:
+        """Record a new endpoint, ``Starting``. Every route must name a ready version,
+        weights are whole numbers >= 0 adding up to more than 0."""
+        ...
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        """Raises :class:`~runyard.errors.EndpointNotFound`."""
+        ...
+
+    def list_endpoints(self) -> list[Endpoint]: ...
+
+    def update_endpoint(
+        self,
+        name: str,
+        changes: Mapping[str, Any],
+        *,
+        expected: Iterable[EndpointStatus] | None = None,
+    ) -> Endpoint:
+        """Change any of ``status``, ``traffic`` (checked as in :meth:`create_endpoint`),
+        ``config``, ``hostname``, ``pid``, ``port``, ``error``; only if the endpoint's status
+        is in ``expected`` when given (else :class:`~runyard.errors.InvalidTransition`)."""
+        ...
+
+    def delete_endpoint(self, name: str) -> None: ...
 
     def close(self) -> None: ...

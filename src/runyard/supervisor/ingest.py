@@ -10,7 +10,7 @@ from runyard.errors import UserError
 from runyard.records import MetricPoint
 from runyard.store import Store
 from runyard.supervisor.logsync import FolderSync
-from runyard.tracking.events import EventBatch, read_events
+from runyard.tracking.events import EventBatch, ModelRequest, read_events
 
 #: Bytes of the events file parsed per read (~60,000 metric points).
 READ_BYTES = 4 << 20
@@ -42,6 +42,8 @@ class Ingestor:
         self.warn = warn
         self.offset = 0
         self.points = 0
+        #: Models the run asked to register when it succeeds, in the order asked.
+        self.models: list[ModelRequest] = []
 
     def pending(self) -> bool:
         try:
@@ -66,6 +68,7 @@ class Ingestor:
         return n
 
     def _record(self, batch: EventBatch) -> None:
+        self.models.extend(batch.models)
         if batch.params:
             self._params(batch.params)
         if batch.tags:

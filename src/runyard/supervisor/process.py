@@ -1,5 +1,6 @@
 """The run's user processes: spawn them in their own process group, describe how they
-ended, and end the whole tree (TERM, grace period, KILL).
+ended, and end the whole tree (TERM, grace period, KILL). :mod:`runyard.supervisor.gang`
+watches and ends a run's processes with these.
 
 A run's processes are found three ways, because each alone can miss some: the descendants
 of the process we started (psutil follows parent links, including children that moved to
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import subprocess
 import time
@@ -135,7 +135,7 @@ def terminate_tree(
         signal_all(procs, pgid, signal.SIGTERM)
         if wait_gone(procs, grace) and pgid is None:
             return []
-    alive = [p for p in procs if _is_alive(p)]
+    alive = [p for p in procs if is_alive(p)]
     signal_all(alive, pgid, signal.SIGKILL)
     wait_gone(alive, 2.0)
     return alive
@@ -156,7 +156,7 @@ def wait_gone(procs: Iterable[psutil.Process], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     procs = list(procs)
     while True:
-        alive = [p for p in procs if _is_alive(p)]
+        alive = [p for p in procs if is_alive(p)]
         if not alive:
             return True
         if time.monotonic() >= deadline:
@@ -164,83 +164,9 @@ def wait_gone(procs: Iterable[psutil.Process], timeout: float) -> bool:
         time.sleep(0.02)
 
 
-def _is_alive(proc: psutil.Process) -> bool:
+def is_alive(proc: psutil.Process) -> bool:
+    """Whether ``proc`` is still running (a zombie is not)."""
     try:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
-
-
-class ExitWatch:
-    """Waits for a child to exit *without reaping it* (the zombie keeps its pid and process
-    group id reserved while the rest of the tree is ended). Uses a pidfd where the kernel
-    has them, else polls ``waitid(WNOWAIT)``."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]):
-        self.proc = proc
-        self._fd: int | None = None
-        with contextlib.suppress(AttributeError, OSError):
-            self._fd = os.pidfd_open(proc.pid)
-
-    def wait(self, timeout: float) -> bool:
-        if self._fd is not None:
-            ready, _, _ = select.select([self._fd], [], [], timeout)
-            return bool(ready)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._exited():
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(min(0.02, timeout))
-
-    def _exited(self) -> bool:
-        waitid = getattr(os, "waitid", None)
-        if waitid is None:  # no waitid (some BSDs): poll, which reaps
-            return self.proc.poll() is not None
-        return waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-
-    def close(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
-
-
-class RunProcesses:
-    """The user processes of one run: the command started by :func:`spawn` (the leader of
-    its own process group) and everything it started."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], run_id: str):
-        self.proc = proc
-        self.run_id = run_id
-        self._captured: list[psutil.Process] = []
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def tree(self) -> list[psutil.Process]:
-        """The live tree. While the leader is unreaped (running or a zombie) its pid, and so
-        the process group id, cannot be reused, so the whole group is the run's."""
-        if self.proc.returncode is None:
-            found = find_tree(root_pid=self.pid, pgid=self.pid, run_id=self.run_id)
-        else:
-            found = find_tree(pgid=self.pid, run_id=self.run_id, confirm_group=True)
-        known = {p.pid for p in found}
-        return found + [p for p in self._captured if p.pid not in known]
-
-    def send(self, sig: signal.Signals) -> None:
-        """Signal the whole tree now, remembering who was in it (a child that later leaves
-        the group or is re-parented is still signalled next time)."""
-        procs = self.tree()
-        self._captured = procs
-        signal_all(procs, self.pid if self.proc.returncode is None else None, sig)
-
-    def end(self, grace: float) -> list[psutil.Process]:
-        """End what is left (SIGTERM, ``grace`` seconds, SIGKILL), then reap the leader.
-        Returns the processes that had to be killed."""
-        pgid = self.pid if self.proc.returncode is None else None
-        killed = terminate_tree(self.tree(), grace=grace, pgid=pgid)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
-        return killed

@@ -3,16 +3,25 @@
 Steps, each recorded as a status change with its time::
 
     Queued      wait for a slot (store.claim), reaping lost runs meanwhile
-    Preparing   lay out the working folder from the snapshot
-    Starting    spawn the command in its own process group, output to logs/std_log.txt
+    Preparing   lay out the working folder from the snapshot; materialize the environment
+                (cache hit, or a build with uv that a cancel request stops) and hold it
+    Starting    spawn the command in its own process group, output to logs/std_log.txt;
+                a distributed run's processes all at once (supervisor.gang), a log each
     Running     ingest events, beat the heart, sync logs/, watch for cancel and timeout
-    Finalizing  ingest the rest, store outputs/ and logs/ as artifacts
+    Finalizing  ingest the rest, store outputs/ and logs/ as artifacts, then register the
+                models the run asked for (runyard.register_model) if it succeeded
     Completed | Failed (exit code or signal, error tail) | Canceled (reason)
 
 A cancel request (or :meth:`Supervisor.interrupt`) is honoured between the steps before the
 command starts, and while it runs by ending the whole process tree: SIGTERM, then SIGKILL
 after ``kill_grace`` seconds. Whatever goes wrong inside the supervisor, the run is left
 terminal (Failed, ``supervisor error: ...``) with its processes ended.
+
+A run can also be asked to stop itself: its stop file (``RUNYARD_STOP_FILE``, which
+``runyard.should_stop()`` looks for) holds the reason. A sweep's early termination writes it,
+then requests the cancel. When the stop file exists, the command first gets ``kill_grace``
+seconds to exit on its own, then SIGTERM and another ``kill_grace`` before SIGKILL; a command
+that exits after the stop file appeared ends Canceled with that reason, whatever its exit code.
 """
 
 from __future__ import annotations
@@ -23,24 +32,33 @@ import os
 import random
 import signal
 import socket
-import sys
+import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from runyard.errors import BackendError, InvalidTransition, RunyardError, SpecError
+from runyard.errors import BackendError, InvalidTransition, RunyardError, SpecError, UserError
+from runyard.launch import plan_local
 from runyard.records import ArtifactInfo, Run, RunStatus
 from runyard.spec import JobSpec, command_argv
 from runyard.supervisor.background import Periodic
 from runyard.supervisor.diag import DiagHandler, Diagnostics
+from runyard.supervisor.gang import Gang
 from runyard.supervisor.ingest import Ingestor
-from runyard.supervisor.logsync import FolderSync, LogTail, tail_text
-from runyard.supervisor.process import ExitWatch, RunProcesses, describe_exit, spawn
+from runyard.supervisor.logsync import FolderSync, tail_text
+from runyard.supervisor.models import register_requested
+from runyard.supervisor.ranklogs import MergedTail
 from runyard.supervisor.reaper import reap_lost, supervisor_alive
 from runyard.supervisor.sysmetrics import SamplingJob
 from runyard.supervisor.workdir import WorkDir, child_env, prepare_workdir
 from runyard.workspace import Resources
+
+if TYPE_CHECKING:
+    from runyard.envs import Environment
 
 #: Seconds between claim attempts while Queued (plus up to 25% jitter).
 CLAIM_POLL = 0.2
@@ -54,10 +72,18 @@ ERROR_TAIL_LINES = 30
 FIRST_SAMPLE = 1.0
 SAMPLER_JOB = "system metrics"
 
-ENV_WARNING = (
-    "environments with packages are not supported yet: the environment was not built; "
-    "the run uses {python}"
-)
+ENV_WATCH = "environment cancel watch"
+
+
+def _stop_file_reason(path: Path) -> str | None:
+    """The reason written in the run's stop file, or None when there is no stop file."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        text = ""
+    return text.splitlines()[0][:500] if text else "asked to stop (stop file)"
 
 
 class _RunEnded(Exception):
@@ -87,11 +113,13 @@ def _check_startable(run: Run) -> None:
 
 @dataclass
 class _Stop:
-    """A stop under way: SIGTERM sent, SIGKILL due at ``kill_at``."""
+    """A stop under way: SIGTERM sent (or due at ``term_at``), SIGKILL due at ``kill_at``."""
 
     reason: str
     kill_at: float
     killed: bool = False
+    #: A soft stop (the stop file asked the command to exit): SIGTERM is not sent before.
+    term_at: float | None = None
 
 
 @dataclass
@@ -100,7 +128,7 @@ class _Live:
 
     ingest: Ingestor
     logs: FolderSync
-    tail: LogTail | None
+    tail: MergedTail | None
 
 
 class Supervisor:
@@ -126,10 +154,15 @@ class Supervisor:
         self.on_status = on_status
         self._interrupted: str | None = None
         self._force = False
-        self._procs: RunProcesses | None = None
+        self._procs: Gang | None = None
         self._periodic: Periodic | None = None
         self._sampling: SamplingJob | None = None
         self._diag: Diagnostics | None = None
+        #: Environments held for the run (closed when it ends); set to stop a build.
+        self._holds = contextlib.ExitStack()
+        self._build_cancel = threading.Event()
+        #: Lines shown on the terminal before the log tail started, which it then skips.
+        self._shown: deque[str] = deque()
 
     # -- public ------------------------------------------------------------------------
     def interrupt(self, reason: str = "canceled by user (interrupt)") -> None:
@@ -185,6 +218,7 @@ class Supervisor:
             if self._sampling is not None:
                 self._sampling.close()
             events_log.removeHandler(handler)
+            self._holds.close()
             diag.write("supervisor exits")
             diag.close()
 
@@ -204,28 +238,36 @@ class Supervisor:
             wd = prepare_workdir(self.resources.layout, run, spec)
         except RunyardError as e:  # e.g. a damaged snapshot
             return self._end_unstarted(RunStatus.FAILED, f"preparing failed: {e}")
-        if not spec.environment.is_ambient:
-            self._environment_warning(wd)
+        environment = self._environment(spec, wd)
+        if isinstance(environment, Run):
+            return environment  # it could not be prepared, or a cancel came meanwhile
         if (ended := self._stop_if_asked()) is not None:
             return ended
         self._move(RunStatus.STARTING)
+        env = child_env(run, spec, wd, environment)
         try:
             argv = command_argv(spec, outputs_dir=str(wd.outputs))
+            if environment is not None and environment.image is not None:
+                from runyard.supervisor.environment import in_image
+
+                argv = in_image(environment, argv, wd, env)
+            plan = plan_local(spec, argv, environ=env)  # one process, or the gang of ranks
         except SpecError as e:
-            return self._end_unstarted(RunStatus.FAILED, f"invalid command: {e}")
+            return self._end_unstarted(RunStatus.FAILED, f"invalid job: {e}")
         if (ended := self._stop_if_asked()) is not None:
             return ended
         try:
-            proc = spawn(argv, cwd=wd.root, env=child_env(run, spec, wd), log_path=wd.std_log)
+            procs = Gang.start(plan, self.run_id, cwd=wd.root, env=env, logs=wd.logs)
         except OSError as e:
-            with open(wd.std_log, "a", encoding="utf-8") as f:  # noqa: PTH123
-                f.write(f"[runyard] cannot start {argv[0]!r}: {e}\n")
+            if plan.kind == "single":  # a gang notes it in its std_log.txt itself
+                with open(wd.std_log, "a", encoding="utf-8") as f:  # noqa: PTH123
+                    f.write(f"[runyard] cannot start {argv[0]!r}: {e}\n")
             return self._end_unstarted(RunStatus.FAILED, f"cannot start the command: {e}")
-        self._procs = procs = RunProcesses(proc, self.run_id)
-        self._diag_write(f"started pid {proc.pid}: {argv}")
-        self.store.set_process_group(self.run_id, proc.pid)  # its own group: start_new_session
+        self._procs = procs
+        self._diag_write(f"started {procs.describe()}: {argv}")
+        self.store.set_process_group(self.run_id, procs.pid)  # its own group: start_new_session
         self._move(RunStatus.RUNNING)
-        self._start_sampler(proc.pid)
+        self._start_sampler(procs.pids)
         live = _Live(
             ingest=Ingestor(
                 self.store,
@@ -235,10 +277,10 @@ class Supervisor:
                 self._warn,
             ),
             logs=FolderSync(self.resources.artifacts, self.run_id, wd.logs, "logs"),
-            tail=LogTail(wd.std_log, self._echo) if self.echo is not None else None,
+            tail=procs.tail(self._echo) if self.echo is not None else None,
         )
-        stop = self._watch(procs, spec, live)
-        return self._finalize(procs, stop, live, wd, shell=argv[0] == "/bin/sh")
+        stop = self._watch(procs, spec, live, wd.stop_file)
+        return self._finalize(procs, stop, live, wd)
 
     def _wait_for_slot(self, run: Run) -> bool:
         """Claim a slot; False if the run ended (canceled, failed) while waiting."""
@@ -272,14 +314,14 @@ class Supervisor:
             time.sleep(CLAIM_POLL * (1 + random.uniform(0, 0.25)))
         return True
 
-    def _watch(self, procs: RunProcesses, spec: JobSpec, live: _Live) -> _Stop | None:
+    def _watch(self, procs: Gang, spec: JobSpec, live: _Live, stop_file: Path) -> _Stop | None:
         """Until the command exits: ingest, sync logs, echo, and stop it when asked."""
         tick = TICK_ECHO if live.tail is not None else TICK
         timeout = spec.limits.timeout
         deadline = time.monotonic() + timeout if timeout else None
         next_cancel_poll = next_sync = 0.0
         stop: _Stop | None = None
-        exited = ExitWatch(procs.proc)
+        exited = procs.watch()
         try:
             while not exited.wait(tick):
                 live.ingest.poll()
@@ -291,13 +333,22 @@ class Supervisor:
                     self._record(live.logs.sync())
                 if stop is None:
                     reason = self._interrupted
+                    soft = False
                     if reason is None and now >= next_cancel_poll:
                         next_cancel_poll = now + CANCEL_POLL
                         reason = self._cancel_reason()
+                        asked = _stop_file_reason(stop_file)
+                        soft = asked is not None
+                        reason = reason or asked
                     if reason is None and deadline is not None and now >= deadline:
                         reason = f"timeout after {timeout:g}s"
                     if reason is not None:
-                        stop = self._begin_stop(procs, reason)
+                        stop = self._begin_stop(procs, reason, soft=soft)
+                elif stop.term_at is not None and (self._force or now >= stop.term_at):
+                    self._diag_write("the command did not stop itself: SIGTERM")
+                    procs.send(signal.SIGTERM)
+                    stop.term_at = None
+                    stop.kill_at = now + (0.0 if self._force else self.settings.kill_grace)
                 elif not stop.killed and (self._force or now >= stop.kill_at):
                     self._diag_write("grace period over: SIGKILL")
                     procs.send(signal.SIGKILL)
@@ -308,12 +359,10 @@ class Supervisor:
 
     def _finalize(
         self,
-        procs: RunProcesses,
+        procs: Gang,
         stop: _Stop | None,
         live: _Live,
         wd: WorkDir,
-        *,
-        shell: bool,
     ) -> Run:
         assert self._periodic is not None
         self._periodic.remove(SAMPLER_JOB)
@@ -325,21 +374,30 @@ class Supervisor:
         else:
             grace = 0.0 if stop.killed else max(0.0, stop.kill_at - time.monotonic())
         self._end_processes(grace)
-        returncode = procs.proc.wait()
+        outcome = procs.finish()  # every exit status (a gang's in logs/ranks.json)
         live.ingest.poll(max_reads=None)
         self._record(live.logs.sync(force=True) + live.ingest.outputs.sync(force=True))
         if live.tail is not None:
             live.tail.drain()
-        exit_code, reason = describe_exit(returncode, shell=shell)
+        exit_code, reason = outcome.exit_code, outcome.reason
         self._diag_write(f"command ended: {reason}; {live.ingest.points} points ingested")
         error = None
+        if stop is None and (asked := _stop_file_reason(wd.stop_file)) is not None:
+            stop = _Stop(reason=asked, kill_at=0.0)  # it stopped itself when asked to
         if stop is not None:
             status, why = RunStatus.CANCELED, stop.reason
-        elif returncode == 0:
+        elif outcome.returncode == 0:
             status, why = RunStatus.COMPLETED, None
         else:
-            status, why = RunStatus.FAILED, reason
-            error = tail_text(wd.std_log, lines=ERROR_TAIL_LINES)
+            status, why = RunStatus.FAILED, reason  # a gang's names the failing rank
+            error = tail_text(outcome.log, lines=ERROR_TAIL_LINES)
+        if status is RunStatus.COMPLETED and live.ingest.models:  # runyard.register_model
+            failed = register_requested(
+                self.resources, self.run_id, live.ingest.models, wd.std_log, self._echo
+            )
+            self._record(live.logs.sync(force=True))
+            if failed is not None:
+                status, why, error = RunStatus.FAILED, failed, failed
         self._periodic.stop()  # no heartbeat after the last status
         return self._move(status, reason=why, exit_code=exit_code, error=error)
 
@@ -359,17 +417,24 @@ class Supervisor:
             return None
         return self._end_unstarted(RunStatus.CANCELED, reason)
 
-    def _end_unstarted(self, status: RunStatus, reason: str) -> Run:
+    def _end_unstarted(self, status: RunStatus, reason: str, error: str | None = None) -> Run:
         self._diag_write(f"ending before the command started: {status} ({reason})")
         if self._periodic is not None:
             self._periodic.stop()
-        return self._move(status, reason=reason)
+        return self._move(status, reason=reason, error=error)
 
-    def _begin_stop(self, procs: RunProcesses, reason: str) -> _Stop:
+    def _begin_stop(self, procs: Gang, reason: str, *, soft: bool = False) -> _Stop:
         grace = 0.0 if self._force else self.settings.kill_grace
+        now = time.monotonic()
+        if soft and grace > 0:
+            self._diag_write(
+                f"stopping the run ({reason}): stop file written; SIGTERM after {grace:g}s, "
+                f"SIGKILL {grace:g}s later"
+            )
+            return _Stop(reason=reason, kill_at=now + 2 * grace, term_at=now + grace)
         self._diag_write(f"stopping the run ({reason}): SIGTERM, SIGKILL after {grace:g}s")
         procs.send(signal.SIGTERM)
-        return _Stop(reason=reason, kill_at=time.monotonic() + grace)
+        return _Stop(reason=reason, kill_at=now + grace)
 
     def _end_processes(self, grace: float) -> None:
         """End what is left of the run's processes, if any were started."""
@@ -427,24 +492,76 @@ class Supervisor:
         if infos:
             self.store.record_artifacts(self.run_id, infos)
 
-    def _start_sampler(self, pid: int) -> None:
+    def _start_sampler(self, pids: list[int]) -> None:
         every = self.settings.system_metrics_interval
         if every > 0 and self._periodic is not None:
-            job = SamplingJob(self.store, self.run_id, pid, first_after=min(FIRST_SAMPLE, every))
+            job = SamplingJob(self.store, self.run_id, pids, first_after=min(FIRST_SAMPLE, every))
             self._sampling = job
             self._periodic.add(SAMPLER_JOB, every, job, first=0.0)
 
-    def _environment_warning(self, wd: WorkDir) -> None:
-        text = ENV_WARNING.format(python=sys.executable)
-        self.store.set_tags(self.run_id, {"runyard.environment": text})
-        with open(wd.std_log, "a", encoding="utf-8") as f:  # noqa: PTH123
-            f.write(f"[runyard] warning: {text}\n")
+    def _environment(self, spec: JobSpec, wd: WorkDir) -> Environment | Run | None:
+        """Preparing: the run's environment, materialized and held (None: runyard's own
+        interpreter as is). While it builds, a cancel request or :meth:`interrupt` stops the
+        build. Returns the ended run when it could not be prepared or was canceled."""
+        if spec.environment.is_ambient:
+            return None
+        from runyard.envs import EnvironmentBuildError
+        from runyard.supervisor.environment import failure, prepare_environment
 
-    def _echo(self, line: str) -> None:
+        assert self._periodic is not None
+        self._periodic.add(ENV_WATCH, CANCEL_POLL, self._watch_build, first=CANCEL_POLL)
+        try:
+            return prepare_environment(
+                self.resources,
+                self.run_id,
+                spec,
+                wd,
+                note=lambda text: self._note(wd, text),
+                holds=self._holds,
+                cancel=self._build_cancel,
+            )
+        except (UserError, EnvironmentBuildError) as e:
+            if (reason := self._interrupted or self._cancel_reason()) is not None:
+                return self._end_unstarted(RunStatus.CANCELED, reason)
+            why, error = failure(e)  # uv's own words are the error
+            return self._end_unstarted(RunStatus.FAILED, why, error=error)
+        finally:
+            self._periodic.remove(ENV_WATCH)
+
+    def _watch_build(self) -> None:
+        """While the environment builds (on the periodic thread): stop the build when the
+        run is asked to stop."""
+        if self._interrupted is None:
+            run = self.store.get_run(self.run_id)
+            if not (run.cancel_requested or run.status.is_terminal):
+                return
+        self._build_cancel.set()
+
+    def _note(self, wd: WorkDir, text: str) -> None:
+        """A line from runyard for the person, before the command starts: appended to
+        ``logs/std_log.txt`` and, in the foreground, shown at once (the log tail that starts
+        with the command then skips it)."""
+        line = f"[runyard] {text}"
+        with open(wd.std_log, "a", encoding="utf-8") as f:  # noqa: PTH123
+            f.write(line + "\n")
+        if not text.startswith(" "):  # a state, not one of uv's lines
+            self._diag_write(text)
+        if self.echo is not None:
+            self._echo(line, fresh=True)
+
+    def _echo(self, line: str, *, fresh: bool = False) -> None:
         """Pass a line to ``echo``; a failing terminal must not end the run, so echoing
-        stops after the first error."""
+        stops after the first error. A ``fresh`` line is shown ahead of the log tail; when
+        the tail reaches it, it is not shown again."""
         if self.echo is None:
             return
+        if fresh:
+            self._shown.append(line)
+        elif self._shown:
+            if line == self._shown[0]:
+                self._shown.popleft()
+                return
+            self._shown.clear()
         try:
             self.echo(line)
         except Exception as e:

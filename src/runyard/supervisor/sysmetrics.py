@@ -1,5 +1,8 @@
-"""System metrics of a run: the node's CPU and memory, the run's process tree, and NVIDIA
+"""System metrics of a run: the node's CPU and memory, the run's process trees, and NVIDIA
 GPUs where there are any.
+
+One sampler per supervisor: a distributed run's simulated nodes share this machine, so the
+node figures are the machine's and the process figures add up every rank's tree.
 
 Keys (logged as rank 0 metrics, one step per sample)::
 
@@ -20,7 +23,7 @@ import contextlib
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psutil
@@ -34,10 +37,10 @@ GpuReader = Callable[[], list[tuple[float, float]]]
 
 
 class SystemSampler:
-    """Samples the node and the process tree rooted at ``root_pid``."""
+    """Samples the node and the process trees rooted at ``root_pids`` (none: the node only)."""
 
-    def __init__(self, root_pid: int | None = None, *, gpus: bool = True):
-        self.root_pid = root_pid
+    def __init__(self, *root_pids: int, gpus: bool = True):
+        self.root_pids = root_pids
         self._procs: dict[int, psutil.Process] = {}
         self._gpu: _Gpu | None = _Gpu.probe() if gpus else None
         psutil.cpu_percent(interval=None)  # the first call only sets the baseline
@@ -48,7 +51,7 @@ class SystemSampler:
             "system/cpu_percent": psutil.cpu_percent(interval=None),
             "system/memory_used_mb": _mb(psutil.virtual_memory().used),
         }
-        if self.root_pid is not None:
+        if self.root_pids:
             cpu = rss = 0.0
             for proc in self._tree():
                 try:
@@ -71,15 +74,15 @@ class SystemSampler:
             self._gpu = None
 
     def _tree(self) -> list[psutil.Process]:
-        """The live processes of the tree, reusing Process objects so each keeps its CPU
+        """The live processes of the trees, reusing Process objects so each keeps its CPU
         baseline between samples."""
-        if self.root_pid is None:
-            return []
-        try:
-            root = psutil.Process(self.root_pid)
-            live = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            live = []
+        live: list[psutil.Process] = []
+        for pid in self.root_pids:
+            try:
+                root = psutil.Process(pid)
+                live += [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
         procs = {}
         for p in live:
             known = self._procs.get(p.pid)
@@ -93,23 +96,23 @@ class SystemSampler:
 
 
 class SamplingJob:
-    """A periodic job that logs samples of run ``run_id`` (process tree ``pid``) as metrics.
+    """A periodic job that logs samples of run ``run_id`` (process trees ``pids``) as metrics.
 
     Its first call only creates the sampler (GPU probing may take a moment, so it happens on
     the periodic thread, not before the command starts) and sets the CPU baselines; it asks
     to be called again after ``first_after`` seconds, then keeps the job's interval."""
 
-    def __init__(self, store: Store, run_id: str, pid: int, *, first_after: float):
+    def __init__(self, store: Store, run_id: str, pids: Sequence[int], *, first_after: float):
         self.store = store
         self.run_id = run_id
-        self.pid = pid
+        self.pids = tuple(pids)
         self.first_after = first_after
         self.sampler: SystemSampler | None = None
         self.step = 0
 
     def __call__(self) -> float | None:
         if self.sampler is None:
-            self.sampler = SystemSampler(self.pid)
+            self.sampler = SystemSampler(*self.pids)
             return self.first_after
         now = time.time()
         values = self.sampler.sample()

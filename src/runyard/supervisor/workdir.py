@@ -6,10 +6,14 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runyard.records import Run
 from runyard.spec import JobSpec
 from runyard.workspace import Layout
+
+if TYPE_CHECKING:
+    from runyard.envs import Environment
 
 #: The in-job log every process of the run writes its stdout and stderr to.
 STD_LOG = "std_log.txt"
@@ -53,16 +57,32 @@ def prepare_workdir(layout: Layout, run: Run, spec: JobSpec) -> WorkDir:
     return wd
 
 
-def child_env(run: Run, spec: JobSpec, wd: WorkDir) -> dict[str, str]:
-    """The environment of the run's processes: this process's own, with this interpreter's
-    folder first on ``PATH`` (so ``python`` is the interpreter runyard runs in, as in an
-    activated virtual environment), the spec's variables, then runyard's contract variables
-    (which the spec cannot override)."""
-    env = dict(os.environ)
-    bindir = str(Path(sys.executable).parent)
-    path = env.get("PATH", "")
-    if path.split(os.pathsep, 1)[0] != bindir:
-        env["PATH"] = bindir + (os.pathsep + path if path else "")
+def child_env(
+    run: Run, spec: JobSpec, wd: WorkDir, environment: Environment | None = None
+) -> dict[str, str]:
+    """The environment of the run's processes: this process's own, with the interpreter's
+    folder first on ``PATH`` (so ``python`` is the run's interpreter, as in an activated
+    virtual environment), the spec's variables, then runyard's contract variables (which the
+    spec cannot override).
+
+    The interpreter is ``environment``'s (a materialized one:
+    :func:`runyard.envs.env_vars_for`, its variables included), else the one runyard runs in.
+    In a built environment that does not install runyard, ``PYTHONPATH`` also gets a folder
+    holding only runyard's package, so the script's ``import runyard`` (the in-job API, which
+    needs nothing but the standard library) works there."""
+    if environment is None:
+        env = dict(os.environ)
+        bindir = str(Path(sys.executable).parent)
+        path = env.get("PATH", "")
+        if path.split(os.pathsep, 1)[0] != bindir:
+            env["PATH"] = bindir + (os.pathsep + path if path else "")
+    else:
+        from runyard.envs import env_vars_for, tracking_path
+
+        env = env_vars_for(environment)
+        if environment.hash is not None and not _installs_runyard(environment.lock):
+            api = str(tracking_path(environment.path.parent))
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), api) if p)
     env["PYTHONUNBUFFERED"] = "1"
     env.update({k: str(v) for k, v in spec.environment.env_vars.items()})
     env.update(
@@ -77,3 +97,7 @@ def child_env(run: Run, spec: JobSpec, wd: WorkDir) -> dict[str, str]:
         }
     )
     return env
+
+
+def _installs_runyard(lock: tuple[str, ...]) -> bool:
+    return any(line.lower().startswith(("runyard==", "runyard @")) for line in lock)

@@ -37,6 +37,7 @@ __all__ = [
     "log_params",
     "log_table",
     "log_text",
+    "register_model",
     "set_tag",
     "set_tags",
     "should_stop",
@@ -101,6 +102,37 @@ def log_image(name: str, image: Any) -> str:
 def log_file(path: str | os.PathLike[str], name: str | None = None) -> list[str]:
     """Copy a file or folder into ``outputs/`` (as ``name``, default its own name)."""
     return (_tracker or _start()).log_file(Path(path), name)
+
+
+def register_model(
+    name: str,
+    path: str | os.PathLike[str],
+    *,
+    framework: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    properties: Mapping[str, Any] | None = None,
+) -> None:
+    """Register ``path`` (a file or folder in the outputs folder) as the next version of
+    model ``name`` when the run ends successfully, with the run's params and final metrics
+    as its lineage. ``path`` may also be given as ``outputs/model.onnx``. ``framework`` is
+    detected from the files when not given. Checked now (name, files); registered by runyard
+    after the run's outputs are stored. Outside runyard nothing is registered."""
+    tracker = _tracker or _start()
+    tracker.register_model(
+        name,
+        Path(path),
+        framework=framework,
+        tags=tags,
+        description=description,
+        properties=properties,
+    )
+    if tracker.info.offline:
+        print(
+            f"runyard: offline run; model {name!r} is not registered (later: "
+            f"runyard model register {name} --path {tracker.info.outputs / Path(path).name})",
+            file=sys.stderr,
+        )
 
 
 def get_run() -> RunInfo:

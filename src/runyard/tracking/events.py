@@ -9,6 +9,9 @@ Format (UTF-8, one record per ``\\n``-terminated line)::
     {"kind":"params","rank":0,"time":...,"data":{"lr":"0.1"}}     params (values are strings)
     {"kind":"tags","rank":0,"time":...,"data":{"k":"v"}}          tags
     {"kind":"artifact","rank":0,"time":...,"path":"p","type":"t"}  a file under outputs/
+    {"kind":"register_model","rank":0,"time":...,"name":"digits","path":"model.onnx",
+     "framework":null,"framework_version":null,"description":null,"tags":{},"properties":{}}
+                                        register outputs/<path> as a model when the run succeeds
 
 ``time`` is seconds since the epoch and ``value`` is Python's ``repr`` of a float, so it
 round-trips exactly and writes ``nan``, ``inf`` and ``-inf``, which ``float()`` reads back.
@@ -38,7 +41,7 @@ from typing import Any
 
 from runyard.records import MetricPoint
 
-__all__ = ["ARTIFACT_KINDS", "EventBatch", "EventWriter", "read_events"]
+__all__ = ["ARTIFACT_KINDS", "EventBatch", "EventWriter", "ModelRequest", "read_events"]
 
 log = logging.getLogger(__name__)
 _time = time.time
@@ -99,6 +102,15 @@ class EventWriter:
             {"kind": "artifact", "rank": rank, "time": timestamp, "path": path, "type": kind}
         )
 
+    def register_model(
+        self, request: ModelRequest, rank: int, timestamp: float | None = None
+    ) -> None:
+        """Ask for ``outputs/<request.path>`` to be registered as a model at the end of a
+        successful run."""
+        self._record(
+            {"kind": "register_model", "rank": rank, "time": timestamp, **request.to_json()}
+        )
+
     def close(self) -> None:
         """Close the file. Idempotent; writing afterwards raises ``OSError``."""
         fd, self._fd = self._fd, -1
@@ -128,6 +140,47 @@ class EventWriter:
             n += os.write(self._fd, view[n:])
 
 
+@dataclass(frozen=True)
+class ModelRequest:
+    """A model a run asked to register (``runyard.register_model``) when it succeeds.
+    ``path`` is ``/``-separated, relative to the outputs folder."""
+
+    name: str
+    path: str
+    framework: str | None = None
+    framework_version: str | None = None
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "framework": self.framework,
+            "framework_version": self.framework_version,
+            "description": self.description,
+            "tags": self.tags,
+            "properties": self.properties,
+        }
+
+    @classmethod
+    def from_json(cls, rec: dict[str, Any]) -> ModelRequest | None:
+        """The request in a record, or None if the record is not a valid one."""
+        name, path = rec.get("name"), rec.get("path")
+        optional = [rec.get(k) for k in ("framework", "framework_version", "description")]
+        maps = [rec.get("tags") or {}, rec.get("properties") or {}]
+        if not (isinstance(name, str) and name and isinstance(path, str) and path):
+            return None
+        if not all(v is None or isinstance(v, str) for v in optional):
+            return None
+        if not all(isinstance(m, dict) for m in maps):
+            return None
+        framework, framework_version, description = optional
+        tags, properties = ({str(k): str(v) for k, v in m.items()} for m in maps)
+        return cls(name, path, framework, framework_version, description, tags, properties)
+
+
 @dataclass
 class EventBatch:
     """The records of a stretch of an events file, in file order."""
@@ -138,10 +191,12 @@ class EventBatch:
     tags: dict[str, str] = field(default_factory=dict)
     #: (path relative to the outputs folder, kind)
     artifacts: list[tuple[str, str]] = field(default_factory=list)
+    #: Models to register when the run succeeds, in the order asked.
+    models: list[ModelRequest] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.metrics or self.params or self.tags or self.artifacts)
+        return not (self.metrics or self.params or self.tags or self.artifacts or self.models)
 
 
 def read_events(path: Path, offset: int, *, max_bytes: int | None = None) -> tuple[EventBatch, int]:
@@ -257,6 +312,12 @@ def _parse_json(line: str, batch: EventBatch) -> bool:
         if not (isinstance(path, str) and path and typ in ARTIFACT_KINDS):
             return False
         batch.artifacts.append((path, typ))
+        return True
+    if kind == "register_model":
+        request = ModelRequest.from_json(rec)
+        if request is None:
+            return False
+        batch.models.append(request)
         return True
     return False
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from runyard.errors import InvalidMetric
 from runyard.tracking import outputs
-from runyard.tracking.events import EventWriter
+from runyard.tracking.events import EventWriter, ModelRequest
 
 __all__ = ["MAX_KEY_LENGTH", "RunInfo", "Tracker", "check_key"]
 
@@ -158,6 +158,17 @@ class Tracker:
         for rel in rels:
             self.writer.artifact(rel, "file", self._rank)
         return rels
+
+    # -- models --------------------------------------------------------------------------
+
+    def register_model(self, name: str, path: str | Path, **options: Any) -> ModelRequest:
+        """Ask for ``path`` (inside the outputs folder) to be registered as model ``name``
+        when the run succeeds; see :func:`runyard.tracking.models.model_request`."""
+        from runyard.tracking.models import model_request  # only scripts that register pay
+
+        request = model_request(self.info.outputs, name, path, **options)
+        self.writer.register_model(request, self._rank)
+        return request
 
     def close(self) -> None:
         self.writer.close()

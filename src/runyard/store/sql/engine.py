@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 WRITE = "runyard_write"
 #: The newest revision in ``migrations/versions`` (a test keeps the two in step). Knowing it
 #: lets :func:`migrate` check a current schema without loading Alembic.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0003"
 
 _SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout = 60000",

@@ -17,9 +17,12 @@ from runyard.errors import InvalidTransition, RunNotFound
 from runyard.records import ACTIVE_STATUSES, ALLOWED_TRANSITIONS, RunStatus
 from runyard.store.sql import dialects
 from runyard.store.sql.runs import record_status
-from runyard.store.sql.schema import runs
+from runyard.store.sql.schema import runs, tags
 
 _ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
+#: Runs driven by a sweep controller rather than a supervisor: never marked lost (a sweep
+#: whose controller died stays resumable; see :mod:`runyard.sweep.controller`).
+_CONTROLLED = sa.select(tags.c.run_id).where(tags.c.key == "runyard.type", tags.c.value == "sweep")
 
 
 def _locked(conn: sa.Connection, run_id: str, *columns: sa.Column[Any]) -> sa.Row[Any]:
@@ -133,6 +136,7 @@ def mark_lost(
                 runs.c.status.in_(_ACTIVE),
                 runs.c.host == host,
                 runs.c.supervisor_pid.in_(pids),
+                runs.c.id.not_in(_CONTROLLED),
             )
             .with_for_update()
         )
@@ -142,7 +146,11 @@ def mark_lost(
     beat = sa.func.coalesce(runs.c.heartbeat_at, runs.c.started_at, runs.c.created_at)
     stale = conn.execute(
         sa.select(runs.c.id, runs.c.status, beat.label("beat"))
-        .where(runs.c.status.in_(_ACTIVE), beat < now - heartbeat_timeout)
+        .where(
+            runs.c.status.in_(_ACTIVE),
+            beat < now - heartbeat_timeout,
+            runs.c.id.not_in(_CONTROLLED),
+        )
         .with_for_update()
     )
     for run_id, status, last in stale:

@@ -136,3 +136,64 @@ artifacts = sa.Table(
     sa.Column("path", sa.String(1024), primary_key=True),
     sa.Column("size", sa.BigInteger, nullable=False),
 )
+
+#: Registered environments (:mod:`runyard.envs.registry`): one row per version of a name.
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("definition", sa.JSON, nullable=False),
+    sa.Column("digest", sa.CHAR(64), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+# -- models and endpoints (revision 0003) ----------------------------------------------------
+# A model version's ``state`` is ``pending`` while its files are being copied, ``ready`` once
+# they are all stored, ``deleted`` after deletion (the row stays so that version numbers are
+# never reused). JSON columns hold string maps; ``run_metrics`` writes NaN and infinities as
+# the strings "NaN", "Infinity", "-Infinity" (PostgreSQL's JSON has no such numbers).
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("framework", sa.String(64)),
+    sa.Column("framework_version", sa.String(64)),
+    sa.Column("description", sa.Text),
+    sa.Column("files", sa.JSON, nullable=False),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("properties", sa.JSON, nullable=False),
+    sa.Column("run_id", sa.String(32)),
+    sa.Column("run_params", sa.JSON, nullable=False),
+    sa.Column("run_metrics", sa.JSON, nullable=False),
+    sa.Column("source", sa.Text),
+    sa.Index(None, "run_id"),
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.ForeignKeyConstraint(["name", "version"], ["models.name", "models.version"]),
+)
+
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("traffic", sa.JSON, nullable=False),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("hostname", sa.String(255)),
+    sa.Column("pid", sa.Integer),
+    sa.Column("port", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)

@@ -2,8 +2,8 @@
 
 Each public method is one transaction, opened here and nowhere else: reads with
 :meth:`SqlStore._read`, changes with :meth:`SqlStore._write`. The queries live in
-:mod:`.runs`, :mod:`.lifecycle` and :mod:`.metrics`. Database failures leave as
-:class:`~runyard.errors.StoreError`.
+:mod:`.runs`, :mod:`.lifecycle`, :mod:`.metrics` and :mod:`.environments`. Database
+failures leave as :class:`~runyard.errors.StoreError`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,21 @@ from typing import Any
 import sqlalchemy as sa
 
 from runyard.errors import StoreError
-from runyard.records import ArtifactInfo, Experiment, MetricPoint, Run, RunStatus, StatusChange
-from runyard.store.sql import dialects, lifecycle, metrics, runs, schema
+from runyard.records import (
+    ArtifactInfo,
+    EnvironmentRecord,
+    Experiment,
+    MetricPoint,
+    Run,
+    RunStatus,
+    StatusChange,
+)
+from runyard.store.sql import dialects, environments, lifecycle, metrics, runs, schema
 from runyard.store.sql.engine import WRITE, create_engine, migrate
+from runyard.store.sql.registry import RegistryMethods
 
 
-class SqlStore:
+class SqlStore(RegistryMethods):
     """A store on a SQLAlchemy engine whose schema is current.
 
     Build one with :meth:`open`, which migrates; the constructor only wraps an engine.
@@ -236,6 +245,22 @@ class SqlStore:
                 .order_by(schema.artifacts.c.path)
             )
             return [ArtifactInfo(path=path, size=size) for path, size in rows]
+
+    # -- registered environments --------------------------------------------------------------
+
+    def put_environment(
+        self, name: str, definition: Mapping[str, Any], digest: str
+    ) -> EnvironmentRecord:
+        with self._write() as conn:
+            return environments.put_environment(conn, name, definition, digest)
+
+    def get_environment(self, name: str, version: int | None = None) -> EnvironmentRecord:
+        with self._read() as conn:
+            return environments.get_environment(conn, name, version)
+
+    def list_environments(self, name: str | None = None) -> list[EnvironmentRecord]:
+        with self._read() as conn:
+            return environments.list_environments(conn, name)
 
 
 @contextmanager
