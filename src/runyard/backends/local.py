@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from runyard.errors import BackendError, InvalidTransition
+from runyard.detach import start_detached
+from runyard.errors import InvalidTransition
 from runyard.records import Run, RunStatus
 from runyard.supervisor import Supervisor
 from runyard.supervisor.reaper import supervisor_alive
@@ -24,7 +24,6 @@ from runyard.workspace import Resources
 #: Starts ``"$@"`` in the background with its output appended to ``$0`` and prints its pid.
 #: The shell exits at once, so the supervisor is re-parented to init: no zombie is left
 #: in the submitting process and nothing ties the run to its lifetime.
-_DETACH = '"$@" </dev/null >>"$0" 2>&1 & echo $!'
 
 
 class LocalBackend:
@@ -44,24 +43,13 @@ class LocalBackend:
             raise InvalidTransition(
                 f"run {run.id} was already submitted (supervisor pid {run.supervisor_pid})"
             )
-        log = self.resources.layout.supervisor_log(run.id)
-        log.parent.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "runyard.supervisor", run.id]
         argv += ["--workspace", str(self.resources.layout.root)]
-        try:
-            done = subprocess.run(
-                ["/bin/sh", "-c", _DETACH, str(log), *argv],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                start_new_session=True,
-                close_fds=True,
-                timeout=30,
-                check=True,
-            )
-            pid = int(done.stdout.strip())
-        except (OSError, subprocess.SubprocessError, ValueError) as e:
-            raise BackendError(f"could not start a supervisor for run {run.id}: {e}") from e
+        pid = start_detached(
+            argv,
+            self.resources.layout.supervisor_log(run.id),
+            what=f"a supervisor for run {run.id}",
+        )
         # Recorded now (the supervisor records itself too) so that a supervisor that dies
         # before it gets that far is found by the reaper instead of blocking the queue.
         store.attach_supervisor(run.id, host=host, pid=pid)

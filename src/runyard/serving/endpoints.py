@@ -15,12 +15,12 @@ import builtins
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from runyard.detach import start_detached
 from runyard.errors import BackendError, EndpointNotFound, UserError
 from runyard.naming import check_name, parse_model_ref
 from runyard.records import Endpoint, EndpointStatus, TrafficRoute
@@ -33,7 +33,6 @@ __all__ = ["Endpoints", "parse_traffic"]
 
 #: Starts ``"$@"`` in the background with its output appended to ``$0`` and prints its pid
 #: (as the local backend starts supervisors: nothing ties the server to the caller).
-_DETACH = '"$@" </dev/null >>"$0" 2>&1 & echo $!'
 LOG = "server.log"
 
 
@@ -206,20 +205,7 @@ class Endpoints:
     def _spawn(self, name: str, log: Path) -> int:
         argv = [sys.executable, "-m", SERVER_MODULE, "--endpoint", name]
         argv += ["--workspace", str(self.resources.layout.root)]
-        try:
-            done = subprocess.run(
-                ["/bin/sh", "-c", _DETACH, str(log), *argv],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                start_new_session=True,
-                close_fds=True,
-                timeout=30,
-                check=True,
-            )
-            return int(done.stdout.strip())
-        except (OSError, subprocess.SubprocessError, ValueError) as e:
-            raise BackendError(f"could not start a server for endpoint {name}: {e}") from e
+        return start_detached(argv, log, what=f"a server for endpoint {name}")
 
     def _log_tail(self, name: str, lines: int = 20) -> str:
         path = endpoint_folder(self.resources, name) / LOG

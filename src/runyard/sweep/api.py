@@ -22,14 +22,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from runyard.errors import BackendError, InvalidTransition, UserError
+from runyard.detach import start_detached
+from runyard.errors import InvalidTransition, UserError
 from runyard.records import Run, RunStatus
 from runyard.sweep.controller import LOG_FILE, SweepController, SweepState, controller_alive
 from runyard.sweep.results import (
@@ -53,7 +53,6 @@ SWEEP_COMPUTE = "sweep"
 #: Starts ``"$@"`` in the background with its output appended to ``$0`` and prints its pid
 #: (as the local backend starts supervisors: the shell exits at once, nothing is tied to the
 #: caller's lifetime).
-_DETACH = '"$@" </dev/null >>"$0" 2>&1 & echo $!'
 
 
 class _HasResources(Protocol):
@@ -201,23 +200,9 @@ def best_trial(ws: WorkspaceLike, sweep_id: str) -> Trial | None:
 def start_controller(resources: Resources, sweep_id: str) -> int:
     """Start ``python -m runyard.sweep SWEEP_ID`` detached; returns its pid."""
     log = resources.layout.run_dir(sweep_id) / LOG_FILE
-    log.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "runyard.sweep", sweep_id]
     argv += ["--workspace", str(resources.layout.root)]
-    try:
-        done = subprocess.run(
-            ["/bin/sh", "-c", _DETACH, str(log), *argv],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            start_new_session=True,
-            close_fds=True,
-            timeout=30,
-            check=True,
-        )
-        return int(done.stdout.strip())
-    except (OSError, subprocess.SubprocessError, ValueError) as e:
-        raise BackendError(f"could not start a controller for sweep {sweep_id}: {e}") from e
+    return start_detached(argv, log, what=f"a controller for sweep {sweep_id}")
 
 
 def _drive(resources: Resources, sweep_id: str, on_update: UpdateHook | None) -> Run:
