@@ -20,6 +20,7 @@ them once: the CLI prints ``error: <message>`` and exits with ``exit_code``; the
     │       └── EndpointNotFound
     ├── InvalidTransition                      a run is not in a status that allows the change
     ├── ExportError                            an exported model disagrees with the original
+    ├── EnvironmentBuildError                  the installer failed (runyard.envs.errors)
     ├── StoreError                             the store failed (database, schema)
     └── BackendError                           a compute backend could not do what was asked
 """
