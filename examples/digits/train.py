@@ -45,7 +45,7 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(1)
-    runyard.log_params(vars(args))
+    runyard.log_params({k: v for k, v in vars(args).items() if v is not None})
 
     x_tr, x_val, y_tr, y_val = load_data(args.seed)
     model = build_model(args.hidden)
