@@ -7,15 +7,13 @@ store).
 
 from __future__ import annotations
 
-import signal
 import socket
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from runyard.detach import start_detached
 from runyard.errors import InvalidTransition
+from runyard.interrupts import on_interrupt
 from runyard.records import Run, RunStatus
 from runyard.supervisor import Supervisor
 from runyard.supervisor.reaper import supervisor_alive
@@ -70,22 +68,5 @@ class LocalBackend:
         without waiting for the grace period) instead of raising. Handlers are installed
         only when called from the main thread, and restored afterwards."""
         supervisor = Supervisor(self.resources, run_id, echo=echo, on_status=on_status)
-        with _interrupts_cancel(supervisor):
+        with on_interrupt(lambda _n: supervisor.interrupt("canceled by user (interrupt)")):
             return supervisor.execute()
-
-
-@contextmanager
-def _interrupts_cancel(supervisor: Supervisor) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(_signum: int, _frame: object) -> None:
-        supervisor.interrupt("canceled by user (interrupt)")
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

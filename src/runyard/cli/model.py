@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from runyard.cli.main import cli, with_workspace
-from runyard.cli.output import fmt_time, fmt_value, number, to_json
+from runyard.cli.output import fmt_size, fmt_time, fmt_value, number, to_json
 from runyard.records import ModelVersion
 
 
@@ -30,15 +30,6 @@ def model_dict(mv: ModelVersion) -> dict[str, Any]:
         "run_metrics": {k: number(v) for k, v in mv.run_metrics.items()},
         "source": mv.source,
     }
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 @cli.group()
@@ -105,7 +96,7 @@ def register(
         click.echo(to_json(model_dict(mv)))
         return
     framework_text = f" ({mv.framework})" if mv.framework else ""
-    click.echo(f"registered {mv.ref}{framework_text}: {len(mv.files)} file(s), {_size(mv.size)}")
+    click.echo(f"registered {mv.ref}{framework_text}: {len(mv.files)} file(s), {fmt_size(mv.size)}")
 
 
 @model.command("ls")
@@ -152,7 +143,7 @@ def ls(ws: Any, name: str | None, as_json: bool) -> None:
                 str(v.version),
                 " ".join(v.aliases),
                 v.framework or "",
-                _size(v.size),
+                fmt_size(v.size),
                 fmt_time(v.created_at),
                 v.run_id or "",
                 " ".join(f"{k}={val}" for k, val in sorted(v.tags.items())),
@@ -195,7 +186,7 @@ def show(ws: Any, ref: str, as_json: bool) -> None:
             out.append("run metrics (final)")
             out += [f"  {k} = {fmt_value(v)}" for k, v in sorted(mv.run_metrics.items())]
     out.append("files")
-    out += [f"  {_size(f.size):>10}  {f.path}  sha256:{f.sha256[:12]}" for f in mv.files]
+    out += [f"  {fmt_size(f.size):>10}  {f.path}  sha256:{f.sha256[:12]}" for f in mv.files]
     click.echo("\n".join(out))
 
 

@@ -71,12 +71,15 @@ def fmt_time(t: float | None) -> str:
 
 
 def fmt_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    """``512 B``, ``1.5 KB``, ``3.2 MB``, ``1.0 GB`` (GB the largest unit)."""
+    if n < 1024:
+        return f"{n} B"
+    size = n / 1024
+    for unit in ("KB", "MB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
         size /= 1024
-    return f"{n} B"
+    return f"{size:.1f} GB"
 
 
 def fmt_duration(seconds: float | None) -> str:

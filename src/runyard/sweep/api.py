@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
 from runyard.detach import start_detached
 from runyard.errors import InvalidTransition, UserError
+from runyard.interrupts import on_interrupt
 from runyard.records import Run, RunStatus
 from runyard.sweep.controller import LOG_FILE, SweepController, SweepState, controller_alive
 from runyard.sweep.results import (
@@ -211,25 +211,13 @@ def _drive(resources: Resources, sweep_id: str, on_update: UpdateHook | None) ->
         return controller.run()
 
 
-@contextlib.contextmanager
-def interrupts_cancel(controller: SweepController) -> Iterator[None]:
+def interrupts_cancel(controller: SweepController) -> AbstractContextManager[None]:
     """While driving a sweep from the main thread: the first SIGINT or SIGTERM cancels the
     sweep, a second raises KeyboardInterrupt (the cancel then finishes on resume)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    asked = False
 
-    def handler(_signum: int, _frame: object) -> None:
-        nonlocal asked
-        if asked:
+    def cancel(count: int) -> None:
+        if count > 1:
             raise KeyboardInterrupt
-        asked = True
         controller.interrupt("canceled by user (interrupt)")
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    return on_interrupt(cancel)
