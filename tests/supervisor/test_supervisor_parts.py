@@ -3,6 +3,7 @@ periodic thread, system metrics."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -17,7 +18,7 @@ import pytest
 from sv_helpers import Waiter, alive
 
 from runyard.artifacts import LocalArtifactStore
-from runyard.launch import Placement, plan_launch
+from runyard.launch import LaunchPlan, Placement, ProcessPlan, plan_launch
 from runyard.spec import JobSpec
 from runyard.supervisor.background import Periodic
 from runyard.supervisor.gang import Gang
@@ -248,3 +249,38 @@ def test_the_gang_watch_sees_the_exit_without_reaping(pidfd: bool, tmp_path: Pat
         gang.end(0.0)
     assert proc.returncode == 5
     assert gang.finish().reason == "exit code 5"
+
+
+def test_when_mpirun_names_no_rank_the_error_is_the_rank_log_written_last(
+    tmp_path: Path,
+) -> None:
+    # An mpirun that dies without naming the failing rank (as Open MPI 4.1 sometimes does
+    # under load): rank 1 spoke last, so its log explains the failure.
+    fake_mpirun = (
+        "import pathlib, sys, time; logs = pathlib.Path(sys.argv[1]);"
+        "(logs / 'std_log_process_0.txt').write_text('rank 0 up');"
+        "time.sleep(0.05);"
+        "(logs / 'std_log_process_1.txt').write_text('rank 1: out of memory');"
+        "print('ORTE_ERROR_LOG: Out of resource in file show_help.c'); sys.exit(1)"
+    )
+    launcher = ProcessPlan(
+        name="mpirun", role="launcher", rank=None, node_rank=0, local_rank=None,
+        host="127.0.0.1", argv=(sys.executable, "-c", fake_mpirun, str(tmp_path)), env={},
+        log_name="mpi_log.txt",
+    )  # fmt: skip
+    plan = LaunchPlan(
+        kind="mpi", world_size=2, nnodes=1, processes=(launcher,),
+        rank_logs={0: "std_log_process_0.txt", 1: "std_log_process_1.txt"},
+    )  # fmt: skip
+    gang = Gang.start(plan, "no-such-run", cwd=tmp_path, env=dict(os.environ), logs=tmp_path)
+    watch = gang.watch()
+    try:
+        while not watch.wait(0.05):
+            pass
+    finally:
+        watch.close()
+        gang.end(0.0)
+    outcome = gang.finish()
+    assert outcome.reason == "mpirun exited with code 1"
+    assert outcome.log == tmp_path / "std_log_process_1.txt"
+    assert json.loads((tmp_path / "ranks.json").read_text())["failed"]["rank"] is None

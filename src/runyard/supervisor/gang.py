@@ -242,11 +242,18 @@ class Gang:
         return Outcome(code, exit_code, f"{who} {_ended(code)}{hint}", log, who, rank)
 
     def _blame(self, m: Member) -> tuple[str, int | None, Path]:
-        """Who failed, their rank and their log: the rank mpirun names when it is mpirun."""
+        """Who failed, their rank and their log: the rank mpirun names when it is mpirun.
+        When mpirun names none, the failure stays mpirun's, explained by the rank log that
+        was written last (the rank that spoke last before the gang died)."""
         if m.plan.role == "launcher" and self.plan.rank_logs:
             rank = _mpi_failed_rank(m.log)
             if rank is not None and rank in self.plan.rank_logs:
                 return f"rank {rank}", rank, self.logs / self.plan.rank_logs[rank]
+            return (
+                m.who,
+                None,
+                _last_written([self.logs / n for n in self.plan.rank_logs.values()], m.log),
+            )
         return m.who, m.plan.rank, m.log
 
     def _write_ranks(self, outcome: Outcome) -> None:
@@ -369,6 +376,19 @@ def _ended(returncode: int) -> str:
     if returncode < 0:
         return f"was killed by signal {signal_name(-returncode)}"
     return f"exited with code {returncode}"
+
+
+def _last_written(logs: list[Path], default: Path) -> Path:
+    """The non-empty log among ``logs`` modified last, else ``default``."""
+    best, best_mtime = default, -1.0
+    for log in logs:
+        try:
+            st = log.stat()
+        except OSError:
+            continue
+        if st.st_size and st.st_mtime > best_mtime:
+            best, best_mtime = log, st.st_mtime
+    return best
 
 
 def _mpi_failed_rank(log: Path) -> int | None:
