@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from runyard.detach import start_detached
 from runyard.errors import InvalidTransition
@@ -19,19 +20,23 @@ from runyard.supervisor import Supervisor
 from runyard.supervisor.reaper import supervisor_alive
 from runyard.workspace import Resources
 
-#: Starts ``"$@"`` in the background with its output appended to ``$0`` and prints its pid.
-#: The shell exits at once, so the supervisor is re-parented to init: no zombie is left
-#: in the submitting process and nothing ties the run to its lifetime.
+#: Starts a supervisor for a run of a workspace and returns its pid.
+Starter = Callable[[str, Path], int]
 
 
 class LocalBackend:
+    """``starter``, when given, starts the supervisors instead of a detached
+    ``python -m runyard.supervisor`` each (a sweep's controller passes its
+    :class:`~runyard.supervisor.pool.SupervisorPool`)."""
+
     name = "local"
 
-    def __init__(self, resources: Resources):
+    def __init__(self, resources: Resources, *, starter: Starter | None = None):
         self.resources = resources
+        self.starter = starter
 
     def submit(self, run_id: str) -> None:
-        """Start a detached supervisor (``python -m runyard.supervisor``) for the run."""
+        """Start a detached supervisor for the run; return once it is recorded."""
         store = self.resources.store
         run = store.get_run(run_id)
         if run.status is not RunStatus.QUEUED:
@@ -41,13 +46,15 @@ class LocalBackend:
             raise InvalidTransition(
                 f"run {run.id} was already submitted (supervisor pid {run.supervisor_pid})"
             )
-        argv = [sys.executable, "-m", "runyard.supervisor", run.id]
-        argv += ["--workspace", str(self.resources.layout.root)]
-        pid = start_detached(
-            argv,
-            self.resources.layout.supervisor_log(run.id),
-            what=f"a supervisor for run {run.id}",
-        )
+        root = self.resources.layout.root
+        if self.starter is not None:
+            pid = self.starter(run.id, root)
+        else:
+            pid = start_detached(
+                [sys.executable, "-m", "runyard.supervisor", run.id, "--workspace", str(root)],
+                self.resources.layout.supervisor_log(run.id),
+                what=f"a supervisor for run {run.id}",
+            )
         # Recorded now (the supervisor records itself too) so that a supervisor that dies
         # before it gets that far is found by the reaper instead of blocking the queue.
         store.attach_supervisor(run.id, host=host, pid=pid)

@@ -21,7 +21,9 @@ The loop, every :data:`POLL` seconds:
    request with the reason ("early termination: bandit at step 7");
 5. while fewer than ``max_concurrent_trials`` trials are active and fewer than
    ``max_total_trials`` exist, ask the sampler for trial ``max index + 1`` (indexes are never
-   reused), record it and submit it to its compute target (a detached supervisor each);
+   reused), record it and submit it to its compute target (for local compute, to a
+   :class:`~runyard.supervisor.pool.SupervisorPool`, whose workers supervise trial after
+   trial without a new interpreter each; a trial's end wakes the loop at once);
 6. record the best trial on the parent when something ended.
 
 The sweep ends when no trial is active and no more will start: Completed when at least one
@@ -49,6 +51,7 @@ from typing import IO, TYPE_CHECKING
 
 from runyard.errors import BackendError, InvalidTransition, UserError
 from runyard.records import MetricPoint, Run, RunStatus
+from runyard.supervisor.pool import SupervisorPool
 from runyard.sweep.results import (
     BEST_TRIAL_TAG,
     BEST_VALUE_METRIC,
@@ -166,6 +169,8 @@ class SweepController:
         self._judged: dict[str, int] = {}
         self._submitted: set[str] = set()
         self._backends: dict[str, Backend] = {}
+        #: Supervises the local trials; a trial's end wakes the loop at once.
+        self._pool = SupervisorPool(resources.layout.root, on_end=lambda _id: self._wake.set())
         self._published: tuple[object, ...] | None = None
         self._seen: object = None
 
@@ -182,7 +187,7 @@ class SweepController:
         :class:`~runyard.errors.UserError` when another controller drives it."""
         if self.store.get_run(self.sweep_id).status.is_terminal:
             return self.store.get_run(self.sweep_id)
-        with _controller_lock(self.resources, self.sweep_id):
+        with _controller_lock(self.resources, self.sweep_id), self._pool:
             parent = self._enter()
             if parent.status.is_terminal:
                 return parent
@@ -343,12 +348,16 @@ class SweepController:
 
     def _submit(self, run: Run) -> None:
         from runyard.backends import get_backend
+        from runyard.backends.local import LocalBackend
 
         self._submitted.add(run.id)
         try:
             backend = self._backends.get(run.compute)
-            if backend is None:
-                backend = self._backends[run.compute] = get_backend(run.compute, self.resources)
+            if backend is None and run.compute == "local":
+                backend = LocalBackend(self.resources, starter=self._pool.start)
+            elif backend is None:
+                backend = get_backend(run.compute, self.resources)
+            self._backends[run.compute] = backend
             backend.submit(run.id)
         except InvalidTransition:
             pass  # already submitted, or canceled meanwhile

@@ -1,0 +1,356 @@
+"""Supervising many runs fast: a pool of supervisor processes, for a process that submits
+run after run (a sweep's controller).
+
+A detached ``python -m runyard.supervisor`` costs a fresh interpreter, runyard's imports and
+a cold store (every SQL statement compiled anew), about half a second, for every run. A
+:class:`SupervisorPool` pays that once per worker. It starts one helper process
+(``python -m runyard.supervisor.pool --workspace ROOT``) that imports the supervisor and
+waits; :meth:`SupervisorPool.start` hands it a Queued run, which it gives to an idle worker,
+forking a new one when none is idle. A worker is a process of its own, in its own session,
+that supervises one run at a time exactly as ``python -m runyard.supervisor`` does (its
+output appended to that run's ``supervisor.log``), then waits for the next. When a run is
+over the helper says so, and :class:`SupervisorPool` passes it to ``on_end``: the caller
+learns at once that a run ended.
+
+Nothing depends on the pool's caller: if the caller dies, the helper sees its stdin close
+and closes the workers' queues; each worker finishes the run it supervises, if any, then
+exits. A worker whose supervisor could not leave its run terminal exits instead of taking
+another, so that the run is found lost by its dead pid as with a detached supervisor.
+
+The helper speaks in lines: a request ``RUN_ID`` on its stdin; on its stdout
+``started<TAB>RUN_ID<TAB>PID`` or ``error<TAB>RUN_ID<TAB>MESSAGE``, and later
+``ended<TAB>RUN_ID<TAB>PID``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import select
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runyard.errors import BackendError
+
+if TYPE_CHECKING:
+    from runyard.supervisor.run import Supervisor
+    from runyard.workspace import Resources
+
+#: Seconds to wait for the helper's answer to a request (the first includes its start).
+ANSWER_TIMEOUT = 60.0
+#: Idle workers kept for the next runs; more are told to exit.
+KEEP_IDLE = 4
+
+
+class SupervisorPool:
+    """Starts supervisors for runs of the workspace at ``root`` (see the module's docs).
+
+    ``on_end(run_id)`` is called from a reader thread when a run's supervisor is done with
+    it. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, root: Path, *, on_end: Callable[[str], None] | None = None):
+        self.root = root
+        self.on_end = on_end
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._answers: queue.Queue[tuple[str, str, str]] = queue.Queue()
+        self._reader: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> SupervisorPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self, run_id: str, root: Path | None = None) -> int:
+        """Have a worker supervise ``run_id`` (Queued); the worker's pid.
+
+        Raises :class:`~runyard.errors.BackendError` when the pool cannot start it."""
+        if root is not None and Path(root) != self.root:
+            raise BackendError(f"run {run_id} is not in {self.root}")
+        if not run_id.isalnum():
+            raise BackendError(f"cannot start a supervisor for run {run_id!r}: not a run id")
+        with self._lock:
+            proc = self._helper()
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(f"{run_id}\n".encode())
+                proc.stdin.flush()
+                kind, rid, detail = self._answers.get(timeout=ANSWER_TIMEOUT)
+            except (OSError, queue.Empty) as e:
+                self._stop_helper()
+                raise BackendError(
+                    f"could not start a supervisor for run {run_id}: the supervisor pool "
+                    f"did not answer ({type(e).__name__}: {e})"
+                ) from e
+            if kind == "gone":
+                self._stop_helper()
+        if kind != "started" or rid != run_id:
+            raise BackendError(f"could not start a supervisor for run {run_id}: {detail}")
+        return int(detail)
+
+    def close(self) -> None:
+        """Stop the helper; workers finish the run they supervise, then exit."""
+        with self._lock:
+            self._stop_helper()
+
+    # -- the helper ------------------------------------------------------------------------
+    def _helper(self) -> subprocess.Popen[bytes]:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        self._stop_helper()
+        argv = [sys.executable, "-m", "runyard.supervisor.pool", "--workspace", str(self.root)]
+        try:
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                start_new_session=True,  # no terminal signal reaches it or its workers
+            )
+        except OSError as e:
+            raise BackendError(f"could not start the supervisor pool: {e}") from e
+        self._reader = threading.Thread(
+            target=self._read, args=(self._proc,), name="runyard supervisor pool", daemon=True
+        )
+        self._reader.start()
+        return self._proc
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            kind, _, rest = raw.decode("utf-8", "replace").rstrip("\n").partition("\t")
+            first, _, second = rest.partition("\t")
+            if kind == "ended":
+                if self.on_end is not None:
+                    self.on_end(first)
+            else:
+                self._answers.put((kind, first, second))
+        self._answers.put(("gone", "", "the supervisor pool exited"))
+
+    def _stop_helper(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        try:
+            proc.wait(timeout=10)  # it exits when its stdin closes
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+            self._reader = None
+        if proc.stdout is not None:
+            proc.stdout.close()
+        while not self._answers.empty():  # a reply nobody waits for any more
+            self._answers.get_nowait()
+
+
+# -- the helper process ----------------------------------------------------------------------
+@dataclass
+class _Worker:
+    pid: int
+    queue_fd: int  #: the helper writes run ids here
+    run_id: str | None = None
+
+
+def _say(*fields: object) -> None:
+    line = "\t".join(str(f).replace("\t", " ").replace("\n", " ") for f in fields) + "\n"
+    with contextlib.suppress(OSError):  # the caller went away: nobody to tell
+        os.write(1, line.encode())
+
+
+class _Helper:
+    """The helper's state: its workers, and the pipes it watches."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.workers: dict[int, _Worker] = {}
+        self.wake_r, self.wake_w = os.pipe()  # SIGCHLD
+        self.done_r, self.done_w = os.pipe()  # workers: "RUN_ID PID" when done with a run
+        os.set_blocking(self.wake_w, False)
+
+    def serve(self) -> int:
+        """Hand runs to workers, report their ends, stop at EOF on stdin."""
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda _sig, _frame: None)  # wakes select via wake_w
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        requests = done = b""
+        while True:
+            try:
+                ready, _, _ = select.select([0, self.wake_r, self.done_r], [], [])
+            except InterruptedError:
+                continue
+            if self.done_r in ready:
+                done += os.read(self.done_r, 65536)
+                *lines, done = done.split(b"\n")
+                for line in lines:
+                    self.finished(int(line.split()[1]))
+            if self.wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self.wake_r, 4096)
+                self.reap()
+            if 0 in ready:
+                chunk = os.read(0, 65536)
+                if not chunk:
+                    break
+                requests += chunk
+                *lines, requests = requests.split(b"\n")
+                for line in lines:
+                    self.assign(line.decode("utf-8", "replace").strip())
+        for w in self.workers.values():  # the caller is gone: each worker exits once idle
+            if w.queue_fd >= 0:
+                os.close(w.queue_fd)
+        return 0
+
+    def assign(self, run_id: str) -> None:
+        idle = next(
+            (w for w in self.workers.values() if w.run_id is None and w.queue_fd >= 0), None
+        )
+        if idle is None:
+            try:
+                idle = _fork_worker(
+                    self.root, self.done_w, close=(self.wake_r, self.wake_w, self.done_r)
+                )
+            except OSError as e:
+                _say("error", run_id, f"could not start a worker: {e}")
+                return
+            self.workers[idle.pid] = idle
+        try:
+            os.write(idle.queue_fd, f"{run_id}\n".encode())
+        except OSError as e:  # it died meanwhile
+            _say("error", run_id, f"the worker (pid {idle.pid}) is gone: {e}")
+            return
+        idle.run_id = run_id
+        _say("started", run_id, idle.pid)
+
+    def finished(self, pid: int) -> None:
+        w = self.workers.get(pid)
+        if w is None or w.run_id is None:
+            return
+        _say("ended", w.run_id, pid)
+        w.run_id = None
+        if sum(1 for x in self.workers.values() if x.run_id is None) > KEEP_IDLE:
+            os.close(w.queue_fd)  # it exits
+            w.queue_fd = -1
+
+    def reap(self) -> None:
+        for pid in list(self.workers):
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    continue
+            self.finished(pid)  # it died with a run: over for this pool either way
+            w = self.workers.pop(pid)
+            if w.queue_fd >= 0:
+                os.close(w.queue_fd)
+
+
+def _fork_worker(root: str, done_fd: int, *, close: tuple[int, ...]) -> _Worker:
+    queue_r, queue_w = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(queue_r)
+        return _Worker(pid, queue_w)
+    code = 0
+    try:  # the worker: what start_detached makes of a supervisor, serving run after run
+        os.setsid()
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        for fd in (*close, queue_w):
+            os.close(fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        os.dup2(2, 1)  # not the helper's answers; each run's log once it has one
+        import random
+
+        random.seed()  # not the helper's sequence, shared with every sibling
+        code = _work(root, queue_r, done_fd)
+    except SystemExit as e:  # SIGTERM while idle
+        code = e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _work(root: str, queue_fd: int, done_fd: int) -> int:
+    """A worker's loop: supervise each run id read from ``queue_fd`` until EOF."""
+    from runyard.supervisor.run import Supervisor
+    from runyard.workspace import Layout, Resources
+
+    current: list[Supervisor] = []
+
+    def on_term(_sig: int, _frame: object) -> None:
+        if not current:
+            raise SystemExit(0)  # idle: nothing to cancel
+        current[0].interrupt("canceled: supervisor received SIGTERM")
+
+    signal.signal(signal.SIGTERM, on_term)
+    layout = Layout(Path(root))
+    resources: Resources | None = None
+    reader = os.fdopen(queue_fd, "rb", buffering=0)
+    try:
+        while line := reader.readline():
+            run_id = line.decode().strip()
+            path = layout.supervisor_log(run_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            log = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            os.close(log)
+            ok = False
+            try:
+                if resources is None:
+                    resources = Resources.open(root)
+                current.append(Supervisor(resources, run_id))
+                run = current[0].execute()
+                print(f"run {run.id}: {run.status}" + (f" ({run.reason})" if run.reason else ""))
+                ok = run.status.is_terminal
+            except Exception:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                current.clear()
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os.write(done_fd, f"{run_id} {os.getpid()}\n".encode())
+            if not ok:
+                return 1  # leave the run to be found lost by this dead pid
+    finally:
+        if resources is not None:
+            resources.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m runyard.supervisor.pool")
+    parser.add_argument("--workspace", required=True, help="the workspace folder")
+    args = parser.parse_args(argv)
+    import runyard.supervisor.run  # noqa: F401  (what every worker would import itself)
+
+    return _Helper(args.workspace).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The supervisor pool: long-lived workers that supervise run after run (what a sweep's
+controller uses), with the guarantees of a detached supervisor each."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sv_helpers import RunMaker, Waiter, alive
+
+from runyard.backends.local import LocalBackend
+from runyard.errors import BackendError
+from runyard.records import RunStatus
+from runyard.supervisor import reap_lost
+from runyard.supervisor.pool import SupervisorPool
+from runyard.workspace import Resources
+
+SLEEP = "import sys, time; print('started', flush=True); time.sleep(float(sys.argv[1]))"
+
+
+def ended_log() -> tuple[list[str], threading.Event, Callable[[str], None]]:
+    ended: list[str] = []
+    event = threading.Event()
+
+    def on_end(run_id: str) -> None:
+        ended.append(run_id)
+        event.set()
+
+    return ended, event, on_end
+
+
+def test_workers_supervise_run_after_run_and_report_each_end(
+    ws: Resources, new_run: RunMaker, wait: Waiter
+) -> None:
+    ended, _, on_end = ended_log()
+    runs = [new_run(ws, command=[sys.executable, "-c", f"print('run {i}')"]) for i in range(3)]
+    with SupervisorPool(ws.layout.root, on_end=on_end) as pool:
+        backend = LocalBackend(ws, starter=pool.start)
+        pids = []
+        for run in runs:  # one after the other: the idle worker takes the next
+            backend.submit(run.id)
+            wait(lambda r=run: r.id in ended, what=f"the end of {run.id}")
+            pids.append(ws.store.get_run(run.id).supervisor_pid)
+    (pid,) = set(pids)  # one worker did all three
+    assert pid is not None and pid != os.getpid()
+    for i, run in enumerate(runs):
+        done = ws.store.get_run(run.id)
+        assert done.status is RunStatus.COMPLETED, done.reason
+        log = (ws.layout.work_dir(run.id) / "logs" / "std_log.txt").read_text()
+        assert log == f"run {i}\n"
+        assert f"supervisor starts for run {run.id}" in ws.layout.supervisor_log(run.id).read_text()
+    wait(lambda: not alive(pid), what="the idle worker to exit once the pool closed")
+
+
+def test_runs_at_once_get_a_worker_each(ws: Resources, new_run: RunMaker, wait: Waiter) -> None:
+    runs = [new_run(ws, command=[sys.executable, "-c", SLEEP, "1"]) for _ in range(2)]
+    with SupervisorPool(ws.layout.root) as pool:
+        pids = {pool.start(run.id) for run in runs}
+        assert len(pids) == 2
+        wait(lambda: all(ws.store.get_run(r.id).status.is_terminal for r in runs), timeout=20)
+    assert {ws.store.get_run(r.id).status for r in runs} == {RunStatus.COMPLETED}
+
+
+def test_a_run_outlives_the_pool_that_started_it(
+    ws: Resources, new_run: RunMaker, wait: Waiter
+) -> None:
+    run = new_run(ws, command=[sys.executable, "-c", SLEEP, "2"])
+    pool = SupervisorPool(ws.layout.root)
+    pid = pool.start(run.id)
+    wait(lambda: ws.store.get_run(run.id).status is RunStatus.RUNNING, what="Running")
+    pool.close()  # as when the controller goes away
+    assert alive(pid)
+    done = wait(lambda: (r := ws.store.get_run(run.id)).status.is_terminal and r, timeout=20)
+    assert done.status is RunStatus.COMPLETED
+    wait(lambda: not alive(pid), what="the worker to exit after its run")
+
+
+def test_sigterm_to_a_worker_cancels_its_run(
+    ws: Resources, new_run: RunMaker, wait: Waiter
+) -> None:
+    ended, event, on_end = ended_log()
+    run = new_run(ws, command=[sys.executable, "-c", SLEEP, "60"])
+    with SupervisorPool(ws.layout.root, on_end=on_end) as pool:
+        pid = pool.start(run.id)
+        wait(lambda: ws.store.get_run(run.id).status is RunStatus.RUNNING, what="Running")
+        os.kill(pid, signal.SIGTERM)
+        assert event.wait(20)
+    done = ws.store.get_run(run.id)
+    assert done.status is RunStatus.CANCELED
+    assert done.reason == "canceled: supervisor received SIGTERM"
+    assert ended == [run.id]
+
+
+def test_a_killed_worker_leaves_its_run_to_the_reaper(
+    ws: Resources, new_run: RunMaker, wait: Waiter
+) -> None:
+    ended, event, on_end = ended_log()
+    run = new_run(ws, command=[sys.executable, "-c", SLEEP, "60"])
+    with SupervisorPool(ws.layout.root, on_end=on_end) as pool:
+        pid = pool.start(run.id)
+        wait(lambda: ws.store.get_run(run.id).status is RunStatus.RUNNING, what="Running")
+        os.kill(pid, signal.SIGKILL)
+        assert event.wait(20)  # the pool reports it over
+        assert ended == [run.id]
+        assert reap_lost(ws) == [run.id]
+        # the next run gets a new worker
+        other = new_run(ws, command=[sys.executable, "-c", "pass"])
+        assert pool.start(other.id) != pid
+        wait(lambda: ws.store.get_run(other.id).status.is_terminal, timeout=20)
+    lost = ws.store.get_run(run.id)
+    assert lost.status is RunStatus.FAILED and lost.reason is not None
+    assert lost.reason.startswith("lost:")
+    assert ws.store.get_run(other.id).status is RunStatus.COMPLETED
+
+
+def test_a_pool_refuses_runs_of_another_workspace(tmp_path: Path) -> None:
+    with SupervisorPool(tmp_path / "a") as pool, pytest.raises(BackendError, match="not in"):
+        pool.start("abc", tmp_path / "b")
