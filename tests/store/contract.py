@@ -294,6 +294,9 @@ def test_search_filters(store: Store) -> None:
     assert ids(tags={"t": "1", "u": "x"}) == [a]
     assert ids(tags={"t": "3"}) == []
     assert ids(parent_id=parent) == [b, a]
+    assert ids(ids=[a, c, "000000000000"]) == [c, a]
+    assert ids(ids=[a, c], parent_id=parent) == [a]
+    assert ids(ids=[]) == []
     assert ids(limit=2) == [c, b]
     listed = {r.id: r for r in store.search_runs()}
     assert listed[a] == store.get_run(a)

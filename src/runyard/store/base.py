@@ -86,12 +86,13 @@ class Store(Protocol):
         statuses: Iterable[RunStatus] | None = None,
         tags: Mapping[str, str] | None = None,
         parent_id: str | None = None,
+        ids: Iterable[str] | None = None,
         order_by: str | None = None,
         limit: int | None = None,
     ) -> list[Run]:
-        """Runs matching every given filter. ``order_by`` is ``created`` (default: newest
-        first), ``metric:KEY`` (highest first; ``metric:KEY:asc`` lowest first; runs without
-        the metric last) or ``duration``."""
+        """Runs matching every given filter (``ids``: full run ids). ``order_by`` is
+        ``created`` (default: newest first), ``metric:KEY`` (highest first; ``metric:KEY:asc``
+        lowest first; runs without the metric last) or ``duration``."""
         ...
 
     def status_history(self, run_id: str) -> list[StatusChange]:

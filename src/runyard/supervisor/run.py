@@ -60,8 +60,10 @@ from runyard.workspace import Resources
 if TYPE_CHECKING:
     from runyard.envs import Environment
 
-#: Seconds between claim attempts while Queued (plus up to 25% jitter).
-CLAIM_POLL = 0.2
+#: Seconds between claim attempts while Queued (plus up to 25% jitter); the first retries
+#: come sooner (from CLAIM_FIRST, doubling), as an older run submitted at the same moment
+#: usually claims its slot within milliseconds.
+CLAIM_POLL, CLAIM_FIRST = 0.2, 0.005
 #: Main-loop tick while running: 0.1 s when echoing a terminal, else 0.25 s.
 TICK_ECHO, TICK = 0.1, 0.25
 #: Seconds between looks at the store for a cancel request, and between syncs of logs/.
@@ -288,6 +290,7 @@ class Supervisor:
         reap_every = max(1.0, self.settings.heartbeat_interval)
         next_reap = 0.0
         announced = False
+        pause = CLAIM_FIRST
         while not self.store.claim(self.run_id, slots=slots):
             current = self.store.get_run(self.run_id)
             if current.status is not RunStatus.QUEUED:
@@ -311,7 +314,8 @@ class Supervisor:
                         self._diag_write(f"reaped lost runs: {', '.join(lost)}")
                 except Exception as e:  # reaping is a courtesy; never fail this run over it
                     self._warn(f"reaping failed: {type(e).__name__}: {e}")
-            time.sleep(CLAIM_POLL * (1 + random.uniform(0, 0.25)))
+            time.sleep(pause * (1 + random.uniform(0, 0.25)))
+            pause = min(2 * pause, CLAIM_POLL)
         return True
 
     def _watch(self, procs: Gang, spec: JobSpec, live: _Live, stop_file: Path) -> _Stop | None:

@@ -275,11 +275,12 @@ class SweepController:
         return self._exhausted or len(self._runs) >= max_total
 
     def _refresh(self) -> None:
-        """Read again every trial that had not ended."""
-        for run_id, old in list(self._runs.items()):
-            if old.status.is_terminal:
-                continue
-            run = self.store.get_run(run_id)
+        """Read again every trial that had not ended (one query)."""
+        active = [run_id for run_id, r in self._runs.items() if not r.status.is_terminal]
+        if not active:
+            return
+        for run in self.store.search_runs(ids=active):
+            run_id = run.id
             self._runs[run_id] = run
             if run.status.is_terminal:
                 self._judged.pop(run_id, None)
@@ -359,6 +360,7 @@ class SweepController:
                 backend = get_backend(run.compute, self.resources)
             self._backends[run.compute] = backend
             backend.submit(run.id)
+            return  # the record is read again at the next refresh
         except InvalidTransition:
             pass  # already submitted, or canceled meanwhile
         except (BackendError, UserError) as e:

@@ -205,6 +205,7 @@ def search_runs(
     statuses: Iterable[RunStatus] | None,
     tags: Mapping[str, str] | None,
     parent_id: str | None,
+    ids: Iterable[str] | None = None,
     order_by: str | None,
     limit: int | None,
 ) -> list[Run]:
@@ -225,6 +226,8 @@ def search_runs(
         )
     if parent_id is not None:
         stmt = stmt.where(runs.c.parent_id == parent_id)
+    if ids is not None:
+        stmt = stmt.where(runs.c.id.in_(list(ids)))
     stmt = stmt.order_by(*_ordering(order_by or "created"))
     if limit is not None:
         stmt = stmt.limit(limit)

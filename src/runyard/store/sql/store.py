@@ -121,6 +121,7 @@ class SqlStore(RegistryMethods):
         statuses: Iterable[RunStatus] | None = None,
         tags: Mapping[str, str] | None = None,
         parent_id: str | None = None,
+        ids: Iterable[str] | None = None,
         order_by: str | None = None,
         limit: int | None = None,
     ) -> list[Run]:
@@ -131,6 +132,7 @@ class SqlStore(RegistryMethods):
                 statuses=statuses,
                 tags=tags,
                 parent_id=parent_id,
+                ids=ids,
                 order_by=order_by,
                 limit=limit,
             )
