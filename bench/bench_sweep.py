@@ -7,8 +7,9 @@
 - overhead: a sweep of ``--trials`` trials of a trivial command (default ``python -c pass``,
   each trial given ``--i N``) at ``--concurrency``, against the same commands run with the
   same concurrency without runyard (a thread pool of ``subprocess.run``). Prints both wall
-  times, the ratio (issue 5's target: at most 1.3x) and the time added per trial. Every
-  trial is a recorded run under its own detached supervisor, as in any sweep.
+  times, the ratio (target: at most 1.3x) and the time added per trial. Every trial is a
+  recorded run with its whole history, supervised by the controller's supervisor pool, as in
+  any sweep.
 - value: the digits example (``examples/digits/train.py``: lr, hidden size, epochs up to
   ``--max-epochs``) swept three times with the same seed and trial count: no early
   termination, bandit (``--slack-factor``, delay 3) and ASHA (grace 3, reduction factor 3).

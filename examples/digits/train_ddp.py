@@ -13,6 +13,7 @@ weights to ``outputs/weights.rank<R>.sha256``, to show that they agree.
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import os
 from pathlib import Path
@@ -126,6 +127,10 @@ def main() -> None:
         torch.save(model.module.state_dict(), outputs / "model.pt")
         print(f"saved {outputs / 'model.pt'}")
     dist.barrier()
+    # DDP holds the process group: free both while Python is fully alive, not at exit, when
+    # gloo's threads releasing their last tensors can abort the process.
+    del model, opt
+    gc.collect()
     dist.destroy_process_group()
 
 
