@@ -64,6 +64,7 @@ def test_runs_at_once_get_a_worker_each(ws: Resources, new_run: RunMaker, wait: 
         assert len(pids) == 2
         wait(lambda: all(ws.store.get_run(r.id).status.is_terminal for r in runs), timeout=20)
     assert {ws.store.get_run(r.id).status for r in runs} == {RunStatus.COMPLETED}
+    wait(lambda: not any(alive(pid) for pid in pids), what="both workers to exit")
 
 
 def test_a_run_outlives_the_pool_that_started_it(

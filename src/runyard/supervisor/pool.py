@@ -217,9 +217,11 @@ class _Helper:
             (w for w in self.workers.values() if w.run_id is None and w.queue_fd >= 0), None
         )
         if idle is None:
+            # The new worker must not hold the others' queues, or they would never see EOF.
+            others = tuple(w.queue_fd for w in self.workers.values() if w.queue_fd >= 0)
             try:
                 idle = _fork_worker(
-                    self.root, self.done_w, close=(self.wake_r, self.wake_w, self.done_r)
+                    self.root, self.done_w, close=(self.wake_r, self.wake_w, self.done_r, *others)
                 )
             except OSError as e:
                 _say("error", run_id, f"could not start a worker: {e}")

@@ -280,12 +280,11 @@ class SweepController:
         if not active:
             return
         for run in self.store.search_runs(ids=active):
-            run_id = run.id
-            self._runs[run_id] = run
+            self._runs[run.id] = run
             if run.status.is_terminal:
-                self._judged.pop(run_id, None)
+                self._judged.pop(run.id, None)
                 if self.spec.early_termination is not None:
-                    self._values[run_id] = self._history(run_id)
+                    self._values[run.id] = self._history(run.id)
 
     def _history(self, run_id: str) -> list[float]:
         return [p.value for p in self.store.metric_history(run_id, self.metric, rank=0)]
