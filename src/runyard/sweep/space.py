@@ -84,9 +84,20 @@ class Distribution(abc.ABC):
         return d
 
 
-def _check_q(kind: str, q: float) -> None:
-    if not q > 0:
-        raise ValueError(f"{kind} needs q > 0 (got {q:g})")
+class _Quantized:
+    """Mixed into a distribution (before it in the bases): its values rounded to a multiple
+    of the subclass's field ``q``."""
+
+    q: float
+    type: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # type: ignore[misc]
+        if not self.q > 0:
+            raise ValueError(f"{self.type} needs q > 0 (got {self.q:g})")
+
+    def from_unit(self, u: float) -> int | float:
+        return _quantize(super().from_unit(u), self.q)  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -164,18 +175,11 @@ class Uniform(Distribution):
 
 
 @dataclass(frozen=True)
-class QUniform(Uniform):
+class QUniform(_Quantized, Uniform):
     """``round(uniform(min_value, max_value) / q) * q``."""
 
     q: float
     type: ClassVar[str] = "quniform"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_q(self.type, self.q)
-
-    def from_unit(self, u: float) -> int | float:
-        return _quantize(super().from_unit(u), self.q)
 
 
 @dataclass(frozen=True)
@@ -217,18 +221,11 @@ class LogUniform(Distribution):
 
 
 @dataclass(frozen=True)
-class QLogUniform(LogUniform):
+class QLogUniform(_Quantized, LogUniform):
     """``round(loguniform(min_value, max_value) / q) * q``."""
 
     q: float
     type: ClassVar[str] = "qloguniform"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_q(self.type, self.q)
-
-    def from_unit(self, u: float) -> int | float:
-        return _quantize(super().from_unit(u), self.q)
 
 
 @dataclass(frozen=True)
@@ -257,18 +254,11 @@ class Normal(Distribution):
 
 
 @dataclass(frozen=True)
-class QNormal(Normal):
+class QNormal(_Quantized, Normal):
     """``round(normal(mu, sigma) / q) * q``."""
 
     q: float
     type: ClassVar[str] = "qnormal"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_q(self.type, self.q)
-
-    def from_unit(self, u: float) -> int | float:
-        return _quantize(self._x(u), self.q)
 
 
 @dataclass(frozen=True)
@@ -286,18 +276,11 @@ class LogNormal(Normal):
 
 
 @dataclass(frozen=True)
-class QLogNormal(LogNormal):
+class QLogNormal(_Quantized, LogNormal):
     """``round(exp(normal(mu, sigma)) / q) * q``."""
 
     q: float
     type: ClassVar[str] = "qlognormal"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_q(self.type, self.q)
-
-    def from_unit(self, u: float) -> int | float:
-        return _quantize(math.exp(self._x(u)), self.q)
 
 
 #: Distribution classes by their YAML ``type``.
