@@ -3,6 +3,7 @@ periodic thread, system metrics."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,10 +21,17 @@ from sv_helpers import Waiter, alive
 from runyard.artifacts import LocalArtifactStore
 from runyard.launch import LaunchPlan, Placement, ProcessPlan, plan_launch
 from runyard.spec import JobSpec
+from runyard.supervisor import process
 from runyard.supervisor.background import Periodic
 from runyard.supervisor.gang import Gang
 from runyard.supervisor.logsync import FolderSync, LogTail, tail_text
-from runyard.supervisor.process import describe_exit, find_tree, spawn, terminate_tree
+from runyard.supervisor.process import (
+    describe_exit,
+    find_tree,
+    run_processes,
+    spawn,
+    terminate_tree,
+)
 from runyard.supervisor.sysmetrics import SystemSampler
 
 
@@ -114,6 +122,63 @@ def test_find_tree_finds_processes_by_the_run_variable(tmp_path: Path) -> None:
         for p in (proc, other):
             p.kill()
             p.wait()
+
+
+ORPHANS = """
+import os, pathlib, signal, subprocess, sys, time
+pids = pathlib.Path(sys.argv[1])
+def note(name):
+    (pids / f"{name}.tmp").write_text(str(os.getpid()))
+    (pids / f"{name}.tmp").rename(pids / name)
+# In a session of its own, ignoring SIGTERM; its parent exits: only the variable finds it.
+subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                  "signal.SIG_IGN); time.sleep(60)"], start_new_session=True)
+if os.fork() == 0:  # a daemon (double fork) in the run's group, with a child of its own
+    if os.fork() == 0:
+        if os.fork() == 0:
+            note("daemon-child")
+            time.sleep(60)
+        note("daemon")
+        time.sleep(60)
+    os._exit(0)
+while len(list(pids.iterdir())) < 2:
+    time.sleep(0.01)
+"""
+
+
+@pytest.mark.parametrize("lists_children", [True, False])
+def test_run_processes_finds_what_an_exited_run_left(
+    lists_children: bool, tmp_path: Path, wait: Waiter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if lists_children and not process._lists_children():
+        pytest.skip("this kernel does not list children in /proc")
+    monkeypatch.setattr(process, "_lists_children", lambda: lists_children)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    since = time.time()
+    env = {**os.environ, "RUNYARD_RUN_ID": "run-under-test"}
+    leader = subprocess.Popen(
+        [sys.executable, "-c", ORPHANS, str(pids)], env=env, start_new_session=True
+    )
+    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    left: list[int] = []
+    try:
+        wait(lambda: leader.poll() is not None or None, what="the leader to exit")
+        left = [int((pids / n).read_text()) for n in ("daemon", "daemon-child")]
+        setsid = [p.pid for p in find_tree(run_id="run-under-test") if p.pid not in left]
+        assert len(setsid) == 1  # the SIGTERM-ignoring one, found by its variable
+        left += setsid
+        found = {
+            p.pid for p in run_processes([], "run-under-test", pgids=[leader.pid], since=since)
+        }
+        assert set(left) <= found
+        assert unrelated.pid not in found and os.getpid() not in found
+    finally:
+        for pid in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        unrelated.kill()
+        unrelated.wait()
 
 
 def test_log_tail_echoes_complete_lines_then_the_rest(tmp_path: Path) -> None:

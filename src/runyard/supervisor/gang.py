@@ -45,8 +45,8 @@ import psutil
 from runyard.launch import SINGLE_LOG, LaunchPlan, ProcessPlan
 from runyard.supervisor.process import (
     describe_exit,
-    find_tree,
     is_alive,
+    run_processes,
     signal_all,
     signal_name,
     spawn,
@@ -111,6 +111,8 @@ class Gang:
         self.failed: Member | None = None
         self._stopping = False
         self._captured: list[psutil.Process] = []
+        #: When the first process started (seconds since the epoch).
+        self.started_at = time.time()
 
     @classmethod
     def start(
@@ -177,12 +179,10 @@ class Gang:
     def tree(self) -> list[psutil.Process]:
         """Every live process of the run: each member's descendants and process group (while
         unreaped, its pid and group id are the run's), and whatever carries the run's id."""
-        found: dict[int, psutil.Process] = {}
-        for m in self.members:
-            if m.proc.returncode is None:
-                pid = m.proc.pid
-                found.update((p.pid, p) for p in find_tree(root_pid=pid, pgid=pid))
-        found.update((p.pid, p) for p in find_tree(run_id=self.run_id))
+        roots = [m.proc.pid for m in self.members if m.proc.returncode is None]
+        found = {
+            p.pid: p for p in run_processes(roots, self.run_id, pgids=roots, since=self.started_at)
+        }
         for p in self._captured:
             found.setdefault(p.pid, p)
         return list(found.values())

@@ -7,16 +7,27 @@ of the process we started (psutil follows parent links, including children that 
 another session), the members of its process group, and any process whose environment
 carries ``RUNYARD_RUN_ID=<run id>`` (which also finds daemonized grandchildren re-parented
 to init, and is how a reaper finds them after the supervisor itself died).
+
+Looking at every process's environment costs a read per process on the machine, at the end
+of every run. The supervisor of a run does not need it (:func:`run_processes`): a process
+of the run whose parent died is re-parented to the nearest "child subreaper" among its
+ancestors, or to init, and its ancestors are the run's processes, then the supervisor and
+the supervisor's own ancestors. So the run's processes are the descendants of its live
+processes and of those children of the supervisor's ancestors (and of itself) that belong
+to the run (its process group, or its variable). Linux lists a process's children in
+``/proc/PID/task/TID/children``; where it does not, the full search is used.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import psutil
@@ -107,6 +118,85 @@ def find_tree(
     if confirmed:
         found.update((p.pid, p) for p in group)
     return list(found.values())
+
+
+def run_processes(
+    roots: Iterable[int], run_id: str, *, pgids: Collection[int], since: float
+) -> list[psutil.Process]:
+    """The live processes of a run supervised by this process: ``roots`` (its processes
+    not yet reaped), their descendants, and the run's processes that were re-parented
+    (those in one of ``pgids`` or carrying ``run_id``; the latter only when started after
+    ``since``, seconds since the epoch). See the module's docs."""
+    roots = list(roots)
+    if not _lists_children():
+        found: dict[int, psutil.Process] = {}
+        for pid in roots:
+            found.update((p.pid, p) for p in find_tree(root_pid=pid, pgid=pid))
+        found.update((p.pid, p) for p in find_tree(run_id=run_id))
+        return list(found.values())
+    me = os.getpid()
+    adopters = [me, *_ancestors(me)]
+    seeds = set(roots)
+    for adopter in adopters:
+        for pid in _children(adopter):
+            if pid not in seeds and pid not in adopters and _belongs(pid, run_id, pgids, since):
+                seeds.add(pid)
+    pending, seen = list(seeds), set(seeds)
+    while pending:
+        for child in _children(pending.pop()):
+            if child not in seen:
+                seen.add(child)
+                pending.append(child)
+    procs = []
+    for pid in seen - {me}:
+        with contextlib.suppress(psutil.Error):
+            procs.append(psutil.Process(pid))
+    return procs
+
+
+@functools.cache
+def _lists_children() -> bool:
+    """Whether the kernel lists children in /proc (``CONFIG_PROC_CHILDREN``)."""
+    return Path(f"/proc/self/task/{threading.get_native_id()}/children").exists()
+
+
+def _children(pid: int) -> list[int]:
+    """The pids of ``pid``'s children (none once it is gone)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")  # noqa: PTH208 - names only, many calls
+    except OSError:
+        return found
+    for tid in tasks:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/children", "rb") as f:  # noqa: PTH123
+            found.extend(int(child) for child in f.read().split())
+    return found
+
+
+def _ancestors(pid: int) -> list[int]:
+    """The parent of ``pid``, its parent, ... up to init."""
+    chain: list[int] = []
+    while pid > 1:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:  # noqa: PTH123
+                stat = f.read()
+        except OSError:
+            break
+        pid = int(stat[stat.rindex(b")") + 2 :].split()[1])  # after "pid (comm) state"
+        if pid <= 0:
+            break
+        chain.append(pid)
+    return chain
+
+
+def _belongs(pid: int, run_id: str, pgids: Collection[int], since: float) -> bool:
+    try:
+        if os.getpgid(pid) in pgids:
+            return True
+        proc = psutil.Process(pid)
+        return proc.create_time() >= since - 1.0 and _carries(proc, run_id)
+    except (OSError, psutil.Error):
+        return False
 
 
 def _carries(proc: psutil.Process, run_id: str) -> bool:
