@@ -132,6 +132,25 @@ class Run:
 
 
 @dataclass(frozen=True)
+class RunState:
+    """A run's lifecycle fields alone, without its spec, tags, params or metrics: what a
+    supervisor or a sweep controller polls, read in one statement."""
+
+    id: str
+    status: RunStatus
+    reason: str | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    host: str | None = None
+    supervisor_pid: int | None = None
+    heartbeat_at: float | None = None
+    cancel_requested: bool = False
+    cancel_reason: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelFile:
     """A file of a model version. ``path`` is relative to the version's folder: a registered
     file keeps its name (``model.onnx``), a registered folder its own name as the first part

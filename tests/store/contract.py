@@ -104,6 +104,14 @@ def test_create_run_records_a_queued_run(store: Store) -> None:
     assert [c.status for c in store.status_history(run.id)] == [S.QUEUED]
 
 
+def test_create_run_returns_what_is_read_back(store: Store) -> None:
+    spec = {"command": ("python", "t.py"), "inputs": {"n": 3, "rate": 0.5, "none": None}}
+    run = store.create_run(experiment="exp", spec=spec, tags={"n": 3}, params={"lr": 0.1})  # type: ignore[dict-item]
+    assert run.spec["command"] == ["python", "t.py"]  # as JSON stores it
+    assert (run.tags, run.params) == ({"n": "3"}, {"lr": "0.1"})
+    assert store.get_run(run.id) == run
+
+
 def test_create_run_with_unknown_parent_fails(store: Store) -> None:
     with pytest.raises(RunNotFound):
         new_run(store, parent_id="000000000000")

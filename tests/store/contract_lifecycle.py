@@ -5,13 +5,14 @@ See :mod:`.contract` for how an implementation runs the suite.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
 import pytest
 
-from runyard.errors import InvalidTransition
-from runyard.records import RunStatus
+from runyard.errors import InvalidTransition, RunNotFound
+from runyard.records import RunState, RunStatus
 from runyard.store.base import Store
 
 from .contract import PATH, S, advance, new_run
@@ -213,6 +214,46 @@ def test_supervisor_fields(store: Store) -> None:
     assert store.process_group(run_id) == 31337
     store.set_process_group(run_id, None)
     assert store.process_group(run_id) is None
+
+
+def test_run_state_is_the_lifecycle_part_of_the_record(store: Store) -> None:
+    run_id = new_run(store)
+    advance(store, run_id, S.RUNNING)
+    store.attach_supervisor(run_id, host="node-1", pid=4242)
+    store.request_cancel(run_id, "enough")
+    state, run = store.run_state(run_id), store.get_run(run_id)
+    assert state == RunState(**{f.name: getattr(run, f.name) for f in dataclasses.fields(state)})
+    assert (state.status, state.cancel_requested, state.cancel_reason) == (
+        S.RUNNING,
+        True,
+        "enough",
+    )
+    assert (state.host, state.supervisor_pid) == ("node-1", 4242)
+    with pytest.raises(RunNotFound):
+        store.run_state("000000000000")
+    with pytest.raises(RunNotFound):
+        store.run_state(run_id[:6])  # full ids only
+
+
+def test_run_states_reads_many_and_leaves_out_unknown_ids(store: Store) -> None:
+    queued, running, done = new_run(store), new_run(store), new_run(store)
+    advance(store, running, S.RUNNING)
+    advance(store, done, S.COMPLETED)
+    states = store.run_states([queued, running, "000000000000", done, queued])
+    assert {k: v.status for k, v in states.items()} == {
+        queued: S.QUEUED,
+        running: S.RUNNING,
+        done: S.COMPLETED,
+    }
+    assert states[done] == store.run_state(done)
+    assert store.run_states([running]) == {running: store.run_state(running)}
+    assert store.run_states([]) == {}
+
+
+def test_transition_returns_the_new_state(store: Store) -> None:
+    run_id = new_run(store)
+    state = store.transition(run_id, S.PREPARING)
+    assert state == store.run_state(run_id) and state.status is S.PREPARING
 
 
 def test_mark_lost_fails_runs_with_stale_heartbeats(store: Store) -> None:

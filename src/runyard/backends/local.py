@@ -36,9 +36,10 @@ class LocalBackend:
         self.starter = starter
 
     def submit(self, run_id: str) -> None:
-        """Start a detached supervisor for the run; return once it is recorded."""
+        """Start a detached supervisor for the run (its full id); return once it is
+        recorded."""
         store = self.resources.store
-        run = store.get_run(run_id)
+        run = store.run_state(run_id)
         if run.status is not RunStatus.QUEUED:
             raise InvalidTransition(f"run {run.id} is {run.status}; only a Queued run can start")
         host = socket.gethostname()

@@ -44,6 +44,7 @@ from runyard.records import (
     ModelFile,
     ModelVersion,
     Run,
+    RunState,
     RunStatus,
     StatusChange,
     TrafficRoute,
@@ -79,6 +80,16 @@ class Store(Protocol):
         Raises :class:`~runyard.errors.RunNotFound` (also for an ambiguous prefix, saying so)."""
         ...
 
+    def run_state(self, run_id: str) -> RunState:
+        """The lifecycle fields of the run with exactly this id (no prefix): cheaper than
+        :meth:`get_run`, for polling. Raises :class:`~runyard.errors.RunNotFound`."""
+        ...
+
+    def run_states(self, ids: Iterable[str]) -> dict[str, RunState]:
+        """The lifecycle fields of the runs with these full ids, by id, in one read; ids of
+        no run are left out."""
+        ...
+
     def search_runs(
         self,
         *,
@@ -108,10 +119,10 @@ class Store(Protocol):
         reason: str | None = None,
         exit_code: int | None = None,
         error: str | None = None,
-    ) -> Run:
+    ) -> RunState:
         """Move the run to ``status`` if its current status is in ``expected`` (default: any
-        status from which ``status`` is allowed). Raises
-        :class:`~runyard.errors.InvalidTransition` otherwise, changing nothing."""
+        status from which ``status`` is allowed) and return its lifecycle fields as they now
+        are. Raises :class:`~runyard.errors.InvalidTransition` otherwise, changing nothing."""
         ...
 
     def claim(self, run_id: str, *, slots: int) -> bool:

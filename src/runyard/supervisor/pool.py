@@ -349,7 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runyard.supervisor.pool")
     parser.add_argument("--workspace", required=True, help="the workspace folder")
     args = parser.parse_args(argv)
-    import runyard.supervisor.run  # noqa: F401  (what every worker would import itself)
+    # What every worker would otherwise import itself, before its first run.
+    import runyard.store.sql
+    import runyard.supervisor.run  # noqa: F401
 
     return _Helper(args.workspace).serve()
 

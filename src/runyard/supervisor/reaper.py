@@ -14,7 +14,7 @@ import socket
 import psutil
 
 from runyard.errors import InvalidTransition
-from runyard.records import ACTIVE_STATUSES, Run, RunStatus
+from runyard.records import ACTIVE_STATUSES, Run, RunState, RunStatus
 from runyard.supervisor.process import find_tree, terminate_tree
 from runyard.workspace import Resources
 
@@ -64,7 +64,7 @@ def reap_lost(resources: Resources, *, host: str | None = None) -> list[str]:
     return lost
 
 
-def supervisor_alive(run: Run) -> bool:
+def supervisor_alive(run: Run | RunState) -> bool:
     """Whether the run's supervisor process still exists on this machine.
 
     Guards against pid reuse: the supervisor beat its heart after it started, so a process

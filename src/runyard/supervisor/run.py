@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 from runyard.errors import BackendError, InvalidTransition, RunyardError, SpecError, UserError
 from runyard.launch import plan_local
-from runyard.records import ArtifactInfo, Run, RunStatus
+from runyard.records import ArtifactInfo, Run, RunState, RunStatus
 from runyard.spec import JobSpec, command_argv
 from runyard.supervisor.background import Periodic
 from runyard.supervisor.diag import DiagHandler, Diagnostics
@@ -227,15 +227,15 @@ class Supervisor:
     # -- the steps -----------------------------------------------------------------------
     def _execute(self, run: Run) -> Run:
         spec = JobSpec.from_dict(run.spec)
-        self.store.attach_supervisor(run.id, host=socket.gethostname(), pid=os.getpid())
+        host, pid = socket.gethostname(), os.getpid()
+        if (run.host, run.supervisor_pid) != (host, pid):  # else its submitter recorded it
+            self.store.attach_supervisor(run.id, host=host, pid=pid)
         assert self._periodic is not None
         beat = self.settings.heartbeat_interval
         self._periodic.add("heartbeat", beat, self._heartbeat, first=beat)
         if not self._wait_for_slot(run):
             return self.store.get_run(self.run_id)
-        self._entered(self.store.get_run(self.run_id))
-        if (ended := self._stop_if_asked()) is not None:
-            return ended
+        self._entered(RunStatus.PREPARING, None)  # what the claim recorded
         try:
             wd = prepare_workdir(self.resources.layout, run, spec)
         except RunyardError as e:  # e.g. a damaged snapshot
@@ -292,7 +292,7 @@ class Supervisor:
         announced = False
         pause = CLAIM_FIRST
         while not self.store.claim(self.run_id, slots=slots):
-            current = self.store.get_run(self.run_id)
+            current = self.store.run_state(self.run_id)
             if current.status is not RunStatus.QUEUED:
                 if current.status.is_terminal:
                     self._diag_write(f"ended while queued: {current.status} ({current.reason})")
@@ -306,7 +306,7 @@ class Supervisor:
                 announced = True
                 self._diag_write(f"waiting for a slot ({slots} on this machine)")
                 if self.on_status is not None:
-                    self.on_status(current)
+                    self.on_status(self.store.get_run(self.run_id))
             if time.monotonic() >= next_reap:
                 next_reap = time.monotonic() + reap_every
                 try:
@@ -403,15 +403,16 @@ class Supervisor:
             if failed is not None:
                 status, why, error = RunStatus.FAILED, failed, failed
         self._periodic.stop()  # no heartbeat after the last status
-        return self._move(status, reason=why, exit_code=exit_code, error=error)
+        self._move(status, reason=why, exit_code=exit_code, error=error)
+        return self.store.get_run(self.run_id)
 
     # -- stopping --------------------------------------------------------------------------
     def _cancel_reason(self) -> str | None:
-        run = self.store.get_run(self.run_id)
-        if run.status.is_terminal:
-            raise _RunEnded(run)
-        if run.cancel_requested:
-            return run.cancel_reason or "canceled by user"
+        state = self.store.run_state(self.run_id)
+        if state.status.is_terminal:
+            raise _RunEnded(self.store.get_run(self.run_id))
+        if state.cancel_requested:
+            return state.cancel_reason or "canceled by user"
         return None
 
     def _stop_if_asked(self) -> Run | None:
@@ -425,7 +426,8 @@ class Supervisor:
         self._diag_write(f"ending before the command started: {status} ({reason})")
         if self._periodic is not None:
             self._periodic.stop()
-        return self._move(status, reason=reason, error=error)
+        self._move(status, reason=reason, error=error)
+        return self.store.get_run(self.run_id)
 
     def _begin_stop(self, procs: Gang, reason: str, *, soft: bool = False) -> _Stop:
         grace = 0.0 if self._force else self.settings.kill_grace
@@ -452,8 +454,7 @@ class Supervisor:
         except Exception:
             self._diag_write(f"could not end the processes:\n{traceback.format_exc()}")
         try:
-            run = self.store.get_run(self.run_id)
-            if not run.status.is_terminal:
+            if not self.store.run_state(self.run_id).status.is_terminal:
                 self.store.transition(self.run_id, status, reason=reason, error=error)
         except InvalidTransition:
             pass
@@ -470,10 +471,10 @@ class Supervisor:
         reason: str | None = None,
         exit_code: int | None = None,
         error: str | None = None,
-    ) -> Run:
+    ) -> RunState:
         """Record ``status``; if the run was ended elsewhere meanwhile, raise _RunEnded."""
         try:
-            run = self.store.transition(
+            state = self.store.transition(
                 self.run_id, status, reason=reason, exit_code=exit_code, error=error
             )
         except InvalidTransition:
@@ -481,13 +482,13 @@ class Supervisor:
             if current.status.is_terminal:
                 raise _RunEnded(current) from None
             raise
-        self._entered(run)
-        return run
+        self._entered(state.status, state.reason)
+        return state
 
-    def _entered(self, run: Run) -> None:
-        self._diag_write(f"status {run.status}" + (f" ({run.reason})" if run.reason else ""))
+    def _entered(self, status: RunStatus, reason: str | None) -> None:
+        self._diag_write(f"status {status}" + (f" ({reason})" if reason else ""))
         if self.on_status is not None:
-            self.on_status(run)
+            self.on_status(self.store.get_run(self.run_id))
 
     def _heartbeat(self) -> None:
         self.store.heartbeat(self.run_id)
@@ -536,8 +537,8 @@ class Supervisor:
         """While the environment builds (on the periodic thread): stop the build when the
         run is asked to stop."""
         if self._interrupted is None:
-            run = self.store.get_run(self.run_id)
-            if not (run.cancel_requested or run.status.is_terminal):
+            state = self.store.run_state(self.run_id)
+            if not (state.cancel_requested or state.status.is_terminal):
                 return
         self._build_cancel.set()
 

@@ -38,6 +38,7 @@ class BayesianSampler(Sampler):
     """Optuna TPE over the search space; see the module docstring."""
 
     type = "bayesian"
+    uses_history = True
 
     def __init__(
         self, space: Mapping[str, Distribution], *, seed: int | None = None, goal: Goal = "maximize"

@@ -10,7 +10,9 @@ What the store holds, and nothing else:
 
 The loop, every :data:`POLL` seconds:
 
-1. read the parent and the trials that are not over yet;
+1. read the state of the parent and of the trials that are not over yet (one query), and the
+   whole record of a trial that ended (its final metrics) — or, for ``on_update``, of every
+   running trial every :data:`DISPLAY_POLL` seconds;
 2. if the sweep was canceled, or its ``timeout`` (counted from when the sweep first started)
    has passed, cancel every trial that is not over ("sweep canceled: ...", "sweep
    timeout") and end once they all are;
@@ -24,7 +26,8 @@ The loop, every :data:`POLL` seconds:
    reused), record it and submit it to its compute target (for local compute, to a
    :class:`~runyard.supervisor.pool.SupervisorPool`, whose workers supervise trial after
    trial without a new interpreter each; a trial's end wakes the loop at once);
-6. record the best trial on the parent when something ended.
+6. record the best trial and the trial count on the parent when they changed (at most every
+   :data:`PUBLISH_EVERY` seconds while trials run, and when the sweep ends).
 
 The sweep ends when no trial is active and no more will start: Completed when at least one
 trial is eligible as the best (see :mod:`runyard.sweep.results`), Failed when none is ("every
@@ -39,6 +42,7 @@ never drive one sweep: each holds an exclusive lock on ``runs/<sweep>/controller
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import socket
@@ -50,7 +54,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from runyard.errors import BackendError, InvalidTransition, UserError
-from runyard.records import MetricPoint, Run, RunStatus
+from runyard.records import MetricPoint, Run, RunState, RunStatus
 from runyard.supervisor.pool import SupervisorPool
 from runyard.sweep.results import (
     BEST_TRIAL_TAG,
@@ -80,6 +84,10 @@ POLL = 0.1
 JUDGE_POLL = 0.25
 #: Seconds between reapings of trials whose supervisor vanished.
 REAP_EVERY = 2.0
+#: Seconds between full reads of the running trials (their latest metrics) for ``on_update``.
+DISPLAY_POLL = 0.5
+#: Seconds between updates of the parent's best trial and trial count while trials run.
+PUBLISH_EVERY = 0.5
 LOCK_FILE, LOG_FILE = "controller.lock", "controller.log"
 
 
@@ -160,8 +168,15 @@ class SweepController:
         self._wake = threading.Event()
         self._sampler: Sampler | None = None
         self._exhausted = False
-        #: Every trial as last read, by run id; ended ones are not read again.
+        #: Every trial as last read, by run id; ended ones are not read again. Changed
+        #: through :meth:`_keep` only.
         self._runs: dict[str, Run] = {}
+        #: The trials' states as last read, by run id.
+        self._states: dict[str, RunState] = {}
+        #: The trials as :class:`Trial` views and the best of them; None once stale.
+        self._view: tuple[list[Trial], Trial | None] | None = None
+        #: The index the next trial gets (indexes are never reused).
+        self._next_index = 0
         #: Primary-metric values by trial id (ended trials: final, read once).
         self._values: dict[str, list[float]] = {}
         #: How many steps of each running trial were judged (from step 1 after a resume too:
@@ -172,6 +187,8 @@ class SweepController:
         #: Supervises the local trials; a trial's end wakes the loop at once.
         self._pool = SupervisorPool(resources.layout.root, on_end=lambda _id: self._wake.set())
         self._published: tuple[object, ...] | None = None
+        self._next_publish = 0.0
+        self._shown: tuple[object, ...] | None = None
         self._seen: object = None
 
     # -- public --------------------------------------------------------------------------
@@ -208,7 +225,7 @@ class SweepController:
                 break
             order = [RunStatus.QUEUED, RunStatus.PREPARING, RunStatus.STARTING, RunStatus.RUNNING]
             if order.index(parent.status) < order.index(status):
-                parent = self.store.transition(self.sweep_id, status)
+                parent = _with_state(parent, self.store.transition(self.sweep_id, status))
         if parent.status.is_terminal:
             return parent
         self.store.set_tags(
@@ -219,7 +236,8 @@ class SweepController:
         self.store.heartbeat(self.sweep_id)
         for run in self.store.search_runs(parent_id=self.sweep_id):
             if INDEX_TAG in run.tags:
-                self._runs[run.id] = run
+                self._keep(run)
+                self._next_index = max(self._next_index, int(run.tags[INDEX_TAG]) + 1)
                 if self.spec.early_termination is not None:
                     self._values[run.id] = self._history(run.id)
         return self.store.get_run(self.sweep_id)
@@ -227,17 +245,19 @@ class SweepController:
     def _loop(self, parent: Run) -> Run:
         limits = self.spec.limits
         beat_every = self.resources.settings.heartbeat_interval
-        next_beat = next_reap = next_judge = 0.0
+        next_beat = next_reap = next_judge = next_display = 0.0
         ending: tuple[str, str] | None = None  # (parent's reason, trials' reason)
         while True:
             now = time.monotonic()
             if self._interrupted is not None and not parent.cancel_requested:
                 with contextlib.suppress(InvalidTransition):
                     self.store.request_cancel(self.sweep_id, self._interrupted)
-            parent = self.store.get_run(self.sweep_id)
+            display = self.on_update is not None and now >= next_display
+            if display:
+                next_display = now + DISPLAY_POLL
+            parent = self._refresh(parent, display=display)
             if parent.status.is_terminal:  # ended by someone else (a cancel seeing no controller)
-                return parent
-            self._refresh()
+                return self.store.get_run(self.sweep_id)
             if ending is None:
                 ending = self._why_end(parent)
                 if ending is not None:
@@ -274,17 +294,25 @@ class SweepController:
     def _done_proposing(self, max_total: int) -> bool:
         return self._exhausted or len(self._runs) >= max_total
 
-    def _refresh(self) -> None:
-        """Read again every trial that had not ended (one query)."""
+    def _refresh(self, parent: Run, *, display: bool) -> Run:
+        """Read the state of the parent and of every trial that had not ended (one query),
+        and the whole record of the trials that ended (with ``display``: of every trial
+        that had not ended). Returns the parent as it is now."""
         active = [run_id for run_id, r in self._runs.items() if not r.status.is_terminal]
-        if not active:
-            return
-        for run in self.store.search_runs(ids=active):
-            self._runs[run.id] = run
+        states = self.store.run_states([self.sweep_id, *active])
+        parent = _with_state(parent, states[self.sweep_id])
+        whole = [i for i in active if i in states and (display or states[i].status.is_terminal)]
+        for run_id in active:
+            state = states.get(run_id)
+            if state is not None and state != self._states.get(run_id) and run_id not in whole:
+                self._keep(_with_state(self._runs[run_id], state))
+        for run in self.store.search_runs(ids=whole) if whole else ():
+            self._keep(run)
             if run.status.is_terminal:
                 self._judged.pop(run.id, None)
                 if self.spec.early_termination is not None:
                     self._values[run.id] = self._history(run.id)
+        return parent
 
     def _history(self, run_id: str) -> list[float]:
         return [p.value for p in self.store.metric_history(run_id, self.metric, rank=0)]
@@ -298,8 +326,9 @@ class SweepController:
             and not self._done_proposing(limits.max_total_trials)
             and not self._interrupted
         ):
-            index = 1 + max((int(r.tags[INDEX_TAG]) for r in self._runs.values()), default=-1)
-            params = self._sampler_().ask(index, self._results())
+            index = self._next_index
+            sampler = self._sampler_()
+            params = sampler.ask(index, self._results() if sampler.uses_history else ())
             if params is None:
                 self._exhausted = True
                 return
@@ -316,7 +345,8 @@ class SweepController:
                 parent_id=self.sweep_id,
                 git=parent.git,
             )
-            self._runs[run.id] = run
+            self._keep(run)
+            self._next_index = index + 1
             self._submit(run)
             active += 1
 
@@ -333,7 +363,7 @@ class SweepController:
                 value=t.value if t.status.is_terminal else None,
                 finished=t.status.is_terminal,
             )
-            for t in trials_of(self._runs.values(), self.spec)
+            for t in self._trials()[0]
         ]
 
     def _submit_pending(self) -> None:
@@ -365,7 +395,7 @@ class SweepController:
         except (BackendError, UserError) as e:
             with contextlib.suppress(InvalidTransition):
                 self.store.transition(run.id, RunStatus.FAILED, reason=f"could not start: {e}")
-        self._runs[run.id] = self.store.get_run(run.id)
+        self._keep(self.store.get_run(run.id))
 
     # -- stopping trials -----------------------------------------------------------------
     def _judge(self) -> None:
@@ -398,13 +428,13 @@ class SweepController:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(reason + "\n", encoding="utf-8")
         with contextlib.suppress(InvalidTransition):
-            self._runs[run.id] = self.store.request_cancel(run.id, reason)
+            self._keep(self.store.request_cancel(run.id, reason))
 
     def _cancel_trials(self, reason: str) -> None:
         for run in list(self._runs.values()):
             if not run.status.is_terminal and not run.cancel_requested:
                 with contextlib.suppress(InvalidTransition):
-                    self._runs[run.id] = self.store.request_cancel(run.id, reason)
+                    self._keep(self.store.request_cancel(run.id, reason))
 
     def _reap(self) -> None:
         from runyard.supervisor import reap_lost
@@ -412,61 +442,85 @@ class SweepController:
         reap_lost(self.resources)
 
     # -- recording results -----------------------------------------------------------------
-    def _publish(self, parent: Run) -> None:
-        """Record the best trial and the trial count on the parent when they changed, and
-        tell ``on_update`` when anything changed."""
-        trials = trials_of(self._runs.values(), self.spec)
-        best = best_of(trials, self.spec.objective.goal)
-        ended = sum(1 for t in trials if t.status.is_terminal)
+    def _publish(self, parent: Run, *, now: bool = False) -> None:
+        """Record the best trial and the trial count on the parent when they changed (at
+        most every :data:`PUBLISH_EVERY` seconds, unless ``now``), and tell ``on_update``
+        when anything changed."""
+        fresh = self._view is None
+        trials, best = self._trials()
+        ended = sum(1 for r in self._runs.values() if r.status.is_terminal)
         key = (ended, len(trials), best.id if best else None, best.value if best else None)
         if self._published is None:  # as the parent has it: a resumed sweep logs no repeat
             recorded = parent.metrics.get(TRIAL_COUNT_METRIC)
             if recorded == len(trials) and parent.tags.get(BEST_TRIAL_TAG) == key[2]:
                 self._published = key
-        if key != self._published:
+        if key != self._published and (now or time.monotonic() >= self._next_publish):
             self._published = key
-            now = time.time()
-            points = [MetricPoint(TRIAL_COUNT_METRIC, float(len(trials)), ended, now)]
+            self._next_publish = time.monotonic() + PUBLISH_EVERY
+            stamp = time.time()
+            points = [MetricPoint(TRIAL_COUNT_METRIC, float(len(trials)), ended, stamp)]
             if best is not None and best.value is not None:
-                points.append(MetricPoint(BEST_VALUE_METRIC, best.value, ended, now))
+                points.append(MetricPoint(BEST_VALUE_METRIC, best.value, ended, stamp))
                 self.store.set_tags(self.sweep_id, best_tags(best))
             self.store.log_metrics(self.sweep_id, points)
         if self.on_update is not None:
-            seen = (
-                parent.status,
-                parent.cancel_requested,
-                tuple(
+            if fresh or self._shown is None:  # what on_update shows of the trials
+                self._shown = tuple(
                     (r.id, r.status, r.cancel_requested, tuple(r.metrics.items()))
                     for r in self._runs.values()
-                ),
-            )
+                )
+            seen = (parent.status, parent.cancel_requested, self._shown)
             if seen != self._seen:
                 self._seen = seen
                 self.on_update(SweepState(parent, self.spec, trials, best))
 
+    def _keep(self, run: Run) -> None:
+        """Hold ``run`` as the trial's latest record."""
+        self._runs[run.id] = run
+        self._states[run.id] = _state_of(run)
+        self._view = None
+
+    def _trials(self) -> tuple[list[Trial], Trial | None]:
+        """The trials by index, and the best of them (computed again after a change)."""
+        if self._view is None:
+            trials = trials_of(self._runs.values(), self.spec)
+            self._view = trials, best_of(trials, self.spec.objective.goal)
+        return self._view
+
     def _finish(self, ending: tuple[str, str] | None) -> Run:
         parent = self.store.get_run(self.sweep_id)
-        self._publish(parent)
-        trials = trials_of(self._runs.values(), self.spec)
-        best = best_of(trials, self.spec.objective.goal)
+        self._publish(parent, now=True)
+        trials, best = self._trials()
         try:
             if ending is not None:
-                final = self.store.transition(self.sweep_id, RunStatus.CANCELED, reason=ending[0])
+                self.store.transition(self.sweep_id, RunStatus.CANCELED, reason=ending[0])
             elif best is None:
                 failed = sum(1 for t in trials if t.status is RunStatus.FAILED)
                 if trials and failed == len(trials):
                     why = f"every trial failed ({failed} of {failed})"
                 else:
                     why = f"no trial logged {self.metric}" if trials else "no trial ran"
-                final = self.store.transition(self.sweep_id, RunStatus.FAILED, reason=why)
+                self.store.transition(self.sweep_id, RunStatus.FAILED, reason=why)
             else:
                 if parent.status is not RunStatus.FINALIZING:
                     self.store.transition(self.sweep_id, RunStatus.FINALIZING)
-                final = self.store.transition(self.sweep_id, RunStatus.COMPLETED)
+                self.store.transition(self.sweep_id, RunStatus.COMPLETED)
         except InvalidTransition:
-            final = self.store.get_run(self.sweep_id)
-            if not final.status.is_terminal:
+            if not self.store.run_state(self.sweep_id).status.is_terminal:
                 raise
+        final = self.store.get_run(self.sweep_id)
         if self.on_update is not None:
             self.on_update(SweepState(final, self.spec, trials, best))
         return final
+
+
+_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(RunState))
+
+
+def _with_state(run: Run, state: RunState) -> Run:
+    """``run`` with the lifecycle fields of ``state`` (the same run, read later)."""
+    return dataclasses.replace(run, **{name: getattr(state, name) for name in _STATE_FIELDS})
+
+
+def _state_of(run: Run) -> RunState:
+    return RunState(**{name: getattr(run, name) for name in _STATE_FIELDS})

@@ -56,6 +56,8 @@ class Sampler(abc.ABC):
 
     #: The YAML name of the sampling algorithm.
     type: ClassVar[str]
+    #: Whether ``ask`` looks at ``history`` (else callers need not gather it).
+    uses_history: ClassVar[bool] = False
 
     def __init__(
         self, space: Mapping[str, Distribution], *, seed: int | None = None, goal: Goal = "maximize"

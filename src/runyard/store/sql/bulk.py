@@ -7,6 +7,7 @@ again. These helpers skip both where the values need no conversion (numbers, pla
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,11 +28,20 @@ def insert_rows(
     if not rows:
         return
     if conn.dialect.positional:
-        compiled = sa.insert(table).compile(dialect=conn.dialect, column_keys=list(columns))
-        if list(compiled.positiontup or ()) == list(columns):
-            conn.exec_driver_sql(compiled.string, list(rows))
+        sql = _positional_insert(conn.dialect, table, tuple(columns))
+        if sql is not None:
+            conn.exec_driver_sql(sql, list(rows))
             return
     conn.execute(sa.insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+@functools.cache
+def _positional_insert(
+    dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...]
+) -> str | None:
+    """The INSERT's SQL when its parameters come in ``columns`` order, else None."""
+    compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(columns))
+    return compiled.string if tuple(compiled.positiontup or ()) == columns else None
 
 
 def driver_rows(conn: sa.Connection, stmt: sa.Select[Any]) -> Iterator[tuple[Any, ...]]:

@@ -3,10 +3,12 @@
 Each function runs inside the caller's write transaction. A run's row is read ``FOR UPDATE``
 (a no-op on SQLite, where ``BEGIN IMMEDIATE`` already serializes writers) and updated only
 if its status is still the one read, so a change is never applied on top of another.
+Supervisors run these for every run, so their statements are built once (see :mod:`.runs`).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -14,9 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from runyard.errors import InvalidTransition, RunNotFound
-from runyard.records import ACTIVE_STATUSES, ALLOWED_TRANSITIONS, RunStatus
+from runyard.records import ACTIVE_STATUSES, ALLOWED_TRANSITIONS, RunState, RunStatus
 from runyard.store.sql import dialects
-from runyard.store.sql.runs import record_status
+from runyard.store.sql.runs import record_status, run_state
 from runyard.store.sql.schema import runs, tags
 
 _ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
@@ -24,11 +26,30 @@ _ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
 #: whose controller died stays resumable; see :mod:`runyard.sweep.controller`).
 _CONTROLLED = sa.select(tags.c.run_id).where(tags.c.key == "runyard.type", tags.c.value == "sweep")
 
+_BY_ID = runs.c.id == sa.bindparam("run_id")
+#: The SET clause comes from the parameters given (bound names must differ from columns').
+_SET_IF_STATUS = sa.update(runs).where(
+    runs.c.id == sa.bindparam("where_id"), runs.c.status == sa.bindparam("where_status")
+)
+_SET = sa.update(runs).where(runs.c.id == sa.bindparam("where_id"))
+_COMPUTE = sa.select(runs.c.compute).where(_BY_ID)
+_ON_COMPUTE = runs.c.compute == sa.bindparam("compute")
+_OLDEST_QUEUED = (
+    sa.select(runs.c.id)
+    .where(_ON_COMPUTE, runs.c.status == RunStatus.QUEUED.value)
+    .order_by(runs.c.created_at, runs.c.id)
+    .limit(1)
+)
+_ACTIVE_COUNT = sa.select(sa.func.count()).where(_ON_COMPUTE, runs.c.status.in_(_ACTIVE))
+
+
+@functools.cache
+def _lock_statement(columns: tuple[sa.Column[Any], ...]) -> sa.Select[Any]:
+    return sa.select(runs.c.status, *columns).where(_BY_ID).with_for_update()
+
 
 def _locked(conn: sa.Connection, run_id: str, *columns: sa.Column[Any]) -> sa.Row[Any]:
-    row = conn.execute(
-        sa.select(runs.c.status, *columns).where(runs.c.id == run_id).with_for_update()
-    ).first()
+    row = conn.execute(_lock_statement(columns), {"run_id": run_id}).first()
     if row is None:
         raise RunNotFound(run_id)
     return row
@@ -43,9 +64,10 @@ def transition(
     reason: str | None = None,
     exit_code: int | None = None,
     error: str | None = None,
-) -> None:
+) -> RunState:
     current = RunStatus(_locked(conn, run_id).status)
     _apply(conn, run_id, current, RunStatus(status), expected, reason, exit_code, error, {})
+    return run_state(conn, run_id)
 
 
 def _apply(
@@ -77,7 +99,7 @@ def _apply(
         if value is not None:
             values[name] = value
     done = conn.execute(
-        sa.update(runs).where(runs.c.id == run_id, runs.c.status == current.value).values(values)
+        _SET_IF_STATUS, {"where_id": run_id, "where_status": current.value, **values}
     )
     if done.rowcount != 1:  # only without the row lock, which every caller takes
         raise InvalidTransition(f"run {run_id} changed status meanwhile; cannot move to {status}")
@@ -85,22 +107,15 @@ def _apply(
 
 
 def claim(conn: sa.Connection, run_id: str, slots: int) -> bool:
-    row = conn.execute(sa.select(runs.c.compute).where(runs.c.id == run_id)).first()
-    if row is None:
+    compute = conn.scalar(_COMPUTE, {"run_id": run_id})
+    if compute is None:
         raise RunNotFound(run_id)
-    dialects.lock(conn, f"runyard.claim:{row.compute}")
+    dialects.lock(conn, f"runyard.claim:{compute}")
     if RunStatus(_locked(conn, run_id).status) is not RunStatus.QUEUED:
         return False
-    same_compute = runs.c.compute == row.compute
-    oldest = conn.scalar(
-        sa.select(runs.c.id)
-        .where(same_compute, runs.c.status == RunStatus.QUEUED.value)
-        .order_by(runs.c.created_at, runs.c.id)
-        .limit(1)
-    )
-    if oldest != run_id:
+    if conn.scalar(_OLDEST_QUEUED, {"compute": compute}) != run_id:
         return False
-    active = conn.scalar(sa.select(sa.func.count()).where(same_compute, runs.c.status.in_(_ACTIVE)))
+    active = conn.scalar(_ACTIVE_COUNT, {"compute": compute})
     if (active or 0) >= slots:
         return False
     _apply(conn, run_id, RunStatus.QUEUED, RunStatus.PREPARING, None, None, None, None, {})
@@ -116,11 +131,7 @@ def request_cancel(conn: sa.Connection, run_id: str, reason: str) -> None:
     elif current.is_terminal:
         raise InvalidTransition(f"run {run_id} is {current}; cannot move to {RunStatus.CANCELED}")
     elif not row.cancel_requested:
-        conn.execute(
-            sa.update(runs)
-            .where(runs.c.id == run_id)
-            .values(cancel_requested=True, cancel_reason=reason)
-        )
+        _update(conn, run_id, cancel_requested=True, cancel_reason=reason)
 
 
 def mark_lost(
@@ -174,12 +185,12 @@ def set_process_group(conn: sa.Connection, run_id: str, pgid: int | None) -> Non
 
 
 def process_group(conn: sa.Connection, run_id: str) -> int | None:
-    row = conn.execute(sa.select(runs.c.pgid).where(runs.c.id == run_id)).first()
+    row = conn.execute(sa.select(runs.c.pgid).where(_BY_ID), {"run_id": run_id}).first()
     if row is None:
         raise RunNotFound(run_id)
     return row.pgid
 
 
 def _update(conn: sa.Connection, run_id: str, **values: Any) -> None:
-    if conn.execute(sa.update(runs).where(runs.c.id == run_id).values(values)).rowcount != 1:
+    if conn.execute(_SET, {"where_id": run_id, **values}).rowcount != 1:
         raise RunNotFound(run_id)

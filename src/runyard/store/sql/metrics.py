@@ -67,10 +67,15 @@ def log_metrics(conn: sa.Connection, run_id: str, points: Sequence[MetricPoint])
             for (k, r), (s, t, v) in latest.items()
         ],
         update=["step", "timestamp", "value"],
-        only_if=lambda new: sa.or_(
-            new.step > latest_metrics.c.step,
-            sa.and_(new.step == latest_metrics.c.step, new.timestamp >= latest_metrics.c.timestamp),
-        ),
+        only_if=_newer,
+    )
+
+
+def _newer(new: Any) -> sa.ColumnElement[bool]:
+    """Whether the ``new`` latest-value row is at a later (step, timestamp) than the stored."""
+    lm = latest_metrics
+    return sa.or_(
+        new.step > lm.c.step, sa.and_(new.step == lm.c.step, new.timestamp >= lm.c.timestamp)
     )
 
 

@@ -2,10 +2,15 @@
 
 Every function takes a connection inside a transaction the caller (``SqlStore``) opened.
 Listings load tags, params and latest metrics for all their runs in one query each.
+
+The statements that supervisors and sweep controllers run for every run (one run by id, its
+state, creating it) are built once, with bound parameters, at import: building a statement
+and computing its cache key costs Core more than executing it on SQLite.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import uuid
@@ -15,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from runyard.errors import RunNotFound, UserError
-from runyard.records import Experiment, Run, RunStatus, StatusChange
+from runyard.records import Experiment, Run, RunState, RunStatus, StatusChange
 from runyard.store.sql import bulk, dialects
 from runyard.store.sql.schema import experiments, latest_metrics, runs
 from runyard.store.sql.schema import params as params_table
@@ -38,6 +43,24 @@ _RUN_COLUMNS = (*(runs.c[f] for f in _FIELDS[:-1]), experiments.c.name.label("ex
 _STATUSES = {s.value: s for s in RunStatus}
 _tag_filter = tags_table.alias("tag_filter")
 _sort_metric = latest_metrics.alias("sort_metric")
+
+#: :class:`~runyard.records.RunState` fields, read from columns of the same name.
+STATE_FIELDS = (
+    "id", "status", "reason", "exit_code", "error", "started_at", "ended_at", "host",
+    "supervisor_pid", "heartbeat_at", "cancel_requested", "cancel_reason",
+)  # fmt: skip
+STATE_COLUMNS = tuple(runs.c[f] for f in STATE_FIELDS)
+
+
+def _by_id(table: sa.Table) -> sa.ColumnElement[bool]:
+    return table.c["id" if table is runs else "run_id"] == sa.bindparam("run_id")
+
+
+_EXISTS = sa.select(runs.c.id).where(_by_id(runs))
+_STATE = sa.select(*STATE_COLUMNS).where(_by_id(runs))
+_EXPERIMENT_ID = sa.select(experiments.c.id).where(experiments.c.name == sa.bindparam("name"))
+_INSERT_RUN = sa.insert(runs)
+_INSERT_STATUS = sa.insert(history_table)
 
 
 # -- experiments ----------------------------------------------------------------------------
@@ -81,41 +104,66 @@ def create_run(
     snapshot_id: str | None,
     parent_id: str | None,
     git: Mapping[str, Any] | None,
-) -> str:
+) -> Run:
+    """Record a new Queued run; its record as :func:`get_run` would read it back."""
     tag_values = _strings("tag", tags)
     param_values = _strings("param", params)
     if parent_id is not None:
         require_run(conn, parent_id)
-    exp = get_or_create_experiment(conn, experiment)
+    experiment_id = conn.scalar(_EXPERIMENT_ID, {"name": experiment})
+    if experiment_id is None:
+        experiment_id = get_or_create_experiment(conn, experiment).id
     run_id = uuid.uuid4().hex[:12]
     now = time.time()
+    # Stored as JSON: what is read back, whatever the caller's types (tuples become lists).
+    spec_value = json.loads(json.dumps(dict(spec)))
+    git_value = json.loads(json.dumps(dict(git))) if git is not None else None
     conn.execute(
-        sa.insert(runs).values(
-            id=run_id,
-            experiment_id=exp.id,
-            name=name,
-            status=RunStatus.QUEUED.value,
-            spec=dict(spec),
-            compute=compute,
-            created_at=now,
-            snapshot_id=snapshot_id,
-            parent_id=parent_id,
-            git=dict(git) if git is not None else None,
-            cancel_requested=False,
-        )
+        _INSERT_RUN,
+        {
+            "id": run_id,
+            "experiment_id": experiment_id,
+            "name": name,
+            "status": RunStatus.QUEUED.value,
+            "spec": spec_value,
+            "compute": compute,
+            "created_at": now,
+            "snapshot_id": snapshot_id,
+            "parent_id": parent_id,
+            "git": git_value,
+            "cancel_requested": False,
+        },
     )
     record_status(conn, run_id, RunStatus.QUEUED, now, None)
     set_tags(conn, run_id, tag_values)
-    log_params(conn, run_id, param_values)
-    return run_id
+    if param_values:  # a new run: nothing to conflict with
+        dialects.insert_ignore(conn, params_table, _key_value_rows(run_id, param_values))
+    return Run(
+        id=run_id,
+        experiment=experiment,
+        name=name,
+        status=RunStatus.QUEUED,
+        spec=spec_value,
+        compute=compute,
+        created_at=now,
+        snapshot_id=snapshot_id,
+        parent_id=parent_id,
+        git=git_value,
+        tags=tag_values,
+        params=param_values,
+    )
 
 
 def record_status(
     conn: sa.Connection, run_id: str, status: RunStatus, now: float, reason: str | None
 ) -> None:
     conn.execute(
-        sa.insert(history_table).values(run_id=run_id, status=status.value, time=now, reason=reason)
+        _INSERT_STATUS, {"run_id": run_id, "status": status.value, "time": now, "reason": reason}
     )
+
+
+def _key_value_rows(run_id: str, values: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"run_id": run_id, "key": k, "value": v} for k, v in values.items()]
 
 
 # -- params and tags -------------------------------------------------------------------------
@@ -125,8 +173,7 @@ def log_params(conn: sa.Connection, run_id: str, values: Mapping[str, Any]) -> N
     new = _strings("param", values)
     if not new:
         return
-    rows = [{"run_id": run_id, "key": k, "value": v} for k, v in new.items()]
-    dialects.insert_ignore(conn, params_table, rows)
+    dialects.insert_ignore(conn, params_table, _key_value_rows(run_id, new))
     stored = conn.execute(
         sa.select(params_table.c.key, params_table.c.value).where(
             params_table.c.run_id == run_id, params_table.c.key.in_(list(new))
@@ -141,7 +188,7 @@ def log_params(conn: sa.Connection, run_id: str, values: Mapping[str, Any]) -> N
 
 
 def set_tags(conn: sa.Connection, run_id: str, values: Mapping[str, Any]) -> None:
-    rows = [{"run_id": run_id, "key": k, "value": v} for k, v in _strings("tag", values).items()]
+    rows = _key_value_rows(run_id, _strings("tag", values))
     dialects.upsert(conn, tags_table, rows, update=["value"])
 
 
@@ -155,13 +202,13 @@ def delete_tag(conn: sa.Connection, run_id: str, key: str) -> None:
 
 
 def require_run(conn: sa.Connection, run_id: str) -> None:
-    if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+    if conn.execute(_EXISTS, {"run_id": run_id}).first() is None:
         raise RunNotFound(run_id)
 
 
 def resolve_id(conn: sa.Connection, run_id: str) -> str:
     """The id of the run called ``run_id`` or, failing that, starting with it."""
-    if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None:
+    if conn.execute(_EXISTS, {"run_id": run_id}).first() is not None:
         return run_id
     if len(run_id) < MIN_PREFIX:
         raise RunNotFound(run_id)
@@ -182,10 +229,45 @@ def resolve_id(conn: sa.Connection, run_id: str) -> str:
 
 def get_run(conn: sa.Connection, run_id: str) -> Run:
     """The run with exactly this id."""
-    found = _load(conn, _select_runs().where(runs.c.id == run_id), limit=None)
-    if not found:
+    params = {"run_id": run_id}
+    row = conn.execute(_ONE_RUN, params).first()
+    if row is None:
         raise RunNotFound(run_id)
-    return found[0]
+    metrics: dict[str, float] = {}
+    for key, _, value in conn.execute(_ONE_METRICS, params):  # lower ranks come later and win
+        metrics[key] = math.nan if value is None else value
+    return _run(
+        row,
+        tags=dict(conn.execute(_ONE_TAGS, params).all()),
+        params=dict(conn.execute(_ONE_PARAMS, params).all()),
+        metrics=metrics,
+    )
+
+
+def run_state(conn: sa.Connection, run_id: str) -> RunState:
+    """The lifecycle fields of the run with exactly this id."""
+    row = conn.execute(_STATE, {"run_id": run_id}).first()
+    if row is None:
+        raise RunNotFound(run_id)
+    return _state(row)
+
+
+def run_states(conn: sa.Connection, ids: Iterable[str]) -> dict[str, RunState]:
+    """The lifecycle fields of the runs with these ids (ids of no run are left out)."""
+    wanted = list(dict.fromkeys(ids))
+    if len(wanted) == 1:
+        rows = conn.execute(_STATE, {"run_id": wanted[0]}).all()
+    elif wanted:
+        rows = conn.execute(sa.select(*STATE_COLUMNS).where(runs.c.id.in_(wanted))).all()
+    else:
+        rows = []
+    return {row.id: _state(row) for row in rows}
+
+
+def _state(row: sa.Row[Any]) -> RunState:
+    fields = dict(zip(STATE_FIELDS, row, strict=True))
+    fields["status"] = _STATUSES[fields["status"]]
+    return RunState(**fields)
 
 
 def status_history(conn: sa.Connection, run_id: str) -> list[StatusChange]:
@@ -266,6 +348,24 @@ def _select_runs() -> sa.Select[Any]:
     return sa.select(*_RUN_COLUMNS).join(experiments, experiments.c.id == runs.c.experiment_id)
 
 
+_ONE_RUN = _select_runs().where(_by_id(runs))
+_ONE_TAGS = sa.select(tags_table.c.key, tags_table.c.value).where(_by_id(tags_table))
+_ONE_PARAMS = sa.select(params_table.c.key, params_table.c.value).where(_by_id(params_table))
+_ONE_METRICS = (
+    sa.select(latest_metrics.c.key, latest_metrics.c.rank, latest_metrics.c.value)
+    .where(_by_id(latest_metrics))
+    .order_by(latest_metrics.c.rank.desc())
+)
+
+
+def _run(
+    row: sa.Row[Any], *, tags: dict[str, str], params: dict[str, str], metrics: dict[str, float]
+) -> Run:
+    fields = dict(zip(_FIELDS, row, strict=True))
+    fields["status"] = _STATUSES[fields["status"]]
+    return Run(**fields, tags=tags, params=params, metrics=metrics)
+
+
 def _load(conn: sa.Connection, stmt: sa.Select[Any], *, limit: int | None) -> list[Run]:
     """Run records for the rows of ``stmt``, with their tags, params and latest metrics."""
     with bulk.gc_paused():
@@ -282,20 +382,15 @@ def _load(conn: sa.Connection, stmt: sa.Select[Any], *, limit: int | None) -> li
         tag_map = _key_values(conn, tags_table, ids)
         param_map = _key_values(conn, params_table, ids)
         metric_map = _latest_metrics(conn, ids)
-        found = []
-        for row in rows:
-            fields = dict(zip(_FIELDS, row, strict=True))
-            fields["status"] = _STATUSES[fields["status"]]
-            run_id = fields["id"]
-            found.append(
-                Run(
-                    **fields,
-                    tags=tag_map.get(run_id) or {},
-                    params=param_map.get(run_id) or {},
-                    metrics=metric_map.get(run_id) or {},
-                )
+        return [
+            _run(
+                row,
+                tags=tag_map.get(row.id) or {},
+                params=param_map.get(row.id) or {},
+                metrics=metric_map.get(row.id) or {},
             )
-        return found
+            for row in rows
+        ]
 
 
 def _key_values(

@@ -21,6 +21,7 @@ from runyard.records import (
     Experiment,
     MetricPoint,
     Run,
+    RunState,
     RunStatus,
     StatusChange,
 )
@@ -96,7 +97,7 @@ class SqlStore(RegistryMethods):
         git: Mapping[str, Any] | None = None,
     ) -> Run:
         with self._write() as conn:
-            run_id = runs.create_run(
+            return runs.create_run(
                 conn,
                 experiment=experiment,
                 spec=spec,
@@ -108,11 +109,18 @@ class SqlStore(RegistryMethods):
                 parent_id=parent_id,
                 git=git,
             )
-            return runs.get_run(conn, run_id)
 
     def get_run(self, run_id: str) -> Run:
         with self._read() as conn:
             return runs.get_run(conn, runs.resolve_id(conn, run_id))
+
+    def run_state(self, run_id: str) -> RunState:
+        with self._read() as conn:
+            return runs.run_state(conn, run_id)
+
+    def run_states(self, ids: Iterable[str]) -> dict[str, RunState]:
+        with self._read() as conn:
+            return runs.run_states(conn, ids)
 
     def search_runs(
         self,
@@ -150,9 +158,9 @@ class SqlStore(RegistryMethods):
         reason: str | None = None,
         exit_code: int | None = None,
         error: str | None = None,
-    ) -> Run:
+    ) -> RunState:
         with self._write() as conn:
-            lifecycle.transition(
+            return lifecycle.transition(
                 conn,
                 run_id,
                 status,
@@ -161,7 +169,6 @@ class SqlStore(RegistryMethods):
                 exit_code=exit_code,
                 error=error,
             )
-            return runs.get_run(conn, run_id)
 
     def claim(self, run_id: str, *, slots: int) -> bool:
         with self._write() as conn:
