@@ -256,6 +256,29 @@ def test_transition_returns_the_new_state(store: Store) -> None:
     assert state == store.run_state(run_id) and state.status is S.PREPARING
 
 
+def test_transition_via_a_short_status_records_it_with_its_time(store: Store) -> None:
+    run_id = new_run(store)
+    advance(store, run_id, S.PREPARING)
+    starting = time.time()
+    state = store.transition(run_id, S.RUNNING, via=[(S.STARTING, starting)], pgid=4321)
+    assert state.status is S.RUNNING and state.started_at is not None
+    assert state.started_at >= starting
+    assert store.process_group(run_id) == 4321
+    history = store.status_history(run_id)
+    assert [c.status for c in history] == [S.QUEUED, S.PREPARING, S.STARTING, S.RUNNING]
+    assert (history[2].time, history[3].time) == (starting, state.started_at)
+
+    with pytest.raises(InvalidTransition, match="is Running; cannot move to Starting"):
+        store.transition(run_id, S.COMPLETED, via=[(S.STARTING, time.time())])
+    assert store.run_state(run_id).status is S.RUNNING
+    assert len(store.status_history(run_id)) == len(history)  # nothing recorded
+
+    finalizing = time.time()
+    done = store.transition(run_id, S.COMPLETED, via=[(S.FINALIZING, finalizing)], exit_code=0)
+    assert (done.status, done.exit_code) == (S.COMPLETED, 0)
+    assert [c.status for c in store.status_history(run_id)][-2:] == [S.FINALIZING, S.COMPLETED]
+
+
 def test_mark_lost_fails_runs_with_stale_heartbeats(store: Store) -> None:
     stale, fresh, queued = new_run(store), new_run(store), new_run(store)
     for run_id in (stale, fresh):

@@ -81,21 +81,6 @@ def test_cancel_while_preparing(ws: Resources, new_run: RunMaker, tmp_path: Path
     assert not marker.exists()
 
 
-def test_cancel_while_starting(ws: Resources, new_run: RunMaker, tmp_path: Path) -> None:
-    marker = tmp_path / "ran"
-    run = new_run(ws, f"open({str(marker)!r}, 'w').close()\n")
-
-    def on_status(current: Run) -> None:
-        if current.status is RunStatus.STARTING:
-            ws.store.request_cancel(current.id)
-
-    final = Supervisor(ws, run.id, on_status=on_status).execute()
-    assert final.status is RunStatus.CANCELED
-    assert final.reason == "canceled by user"
-    assert history(ws, run.id)[-2:] == [RunStatus.STARTING, RunStatus.CANCELED]
-    assert not marker.exists()
-
-
 def test_cancel_while_running_ends_a_child_that_ignores_sigterm(
     ws: Resources, new_run: RunMaker, wait: Waiter, tmp_path: Path
 ) -> None:

@@ -119,10 +119,17 @@ class Store(Protocol):
         reason: str | None = None,
         exit_code: int | None = None,
         error: str | None = None,
+        via: Sequence[tuple[RunStatus, float]] = (),
+        pgid: int | None = None,
     ) -> RunState:
         """Move the run to ``status`` if its current status is in ``expected`` (default: any
         status from which ``status`` is allowed) and return its lifecycle fields as they now
-        are. Raises :class:`~runyard.errors.InvalidTransition` otherwise, changing nothing."""
+        are. Raises :class:`~runyard.errors.InvalidTransition` otherwise, changing nothing.
+
+        ``via`` lists statuses passed on the way, each with the time it was entered (seconds
+        since the epoch), recorded in the history before ``status``: one write for a status
+        that lasted only a moment (a local run's ``Starting``). ``pgid`` records the process
+        group of the run's processes with the change."""
         ...
 
     def claim(self, run_id: str, *, slots: int) -> bool:

@@ -6,7 +6,9 @@ Steps, each recorded as a status change with its time::
     Preparing   lay out the working folder from the snapshot; materialize the environment
                 (cache hit, or a build with uv that a cancel request stops) and hold it
     Starting    spawn the command in its own process group, output to logs/std_log.txt;
-                a distributed run's processes all at once (supervisor.gang), a log each
+                a distributed run's processes all at once (supervisor.gang), a log each.
+                It lasts as long as the spawn, so it is written together with Running
+                (with its own time in the history), one write fewer per run
     Running     ingest events, beat the heart, sync logs/, watch for cancel and timeout
     Finalizing  ingest the rest, store outputs/ and logs/ as artifacts, then register the
                 models the run asked for (runyard.register_model) if it succeeded
@@ -137,8 +139,9 @@ class Supervisor:
     """Executes run ``run_id`` (recorded Queued, with its spec and snapshot) in this process.
 
     ``echo`` receives each line the run prints, as it prints it (foreground mode);
-    ``on_status`` receives the run record after every status change (and the Queued record
-    once if the run has to wait for a slot)."""
+    ``on_status`` receives the run record after every status change it writes (Starting is
+    written together with Running, so the record then is Running), and the Queued record
+    once if the run has to wait for a slot."""
 
     def __init__(
         self,
@@ -245,7 +248,9 @@ class Supervisor:
             return environment  # it could not be prepared, or a cancel came meanwhile
         if (ended := self._stop_if_asked()) is not None:
             return ended
-        self._move(RunStatus.STARTING)
+        # Starting lasts as long as spawning the processes: it is recorded, with its own
+        # time, together with the status that follows (Running, or Failed).
+        starting = [(RunStatus.STARTING, time.time())]
         env = child_env(run, spec, wd, environment)
         try:
             argv = command_argv(spec, outputs_dir=str(wd.outputs))
@@ -255,20 +260,19 @@ class Supervisor:
                 argv = in_image(environment, argv, wd, env)
             plan = plan_local(spec, argv, environ=env)  # one process, or the gang of ranks
         except SpecError as e:
-            return self._end_unstarted(RunStatus.FAILED, f"invalid job: {e}")
-        if (ended := self._stop_if_asked()) is not None:
-            return ended
+            return self._end_unstarted(RunStatus.FAILED, f"invalid job: {e}", via=starting)
         try:
             procs = Gang.start(plan, self.run_id, cwd=wd.root, env=env, logs=wd.logs)
         except OSError as e:
             if plan.kind == "single":  # a gang notes it in its std_log.txt itself
                 with open(wd.std_log, "a", encoding="utf-8") as f:  # noqa: PTH123
                     f.write(f"[runyard] cannot start {argv[0]!r}: {e}\n")
-            return self._end_unstarted(RunStatus.FAILED, f"cannot start the command: {e}")
+            why = f"cannot start the command: {e}"
+            return self._end_unstarted(RunStatus.FAILED, why, via=starting)
         self._procs = procs
         self._diag_write(f"started {procs.describe()}: {argv}")
-        self.store.set_process_group(self.run_id, procs.pid)  # its own group: start_new_session
-        self._move(RunStatus.RUNNING)
+        # Its own process group (start_new_session), recorded with the status.
+        self._move(RunStatus.RUNNING, via=starting, pgid=procs.pid)
         self._start_sampler(procs.pids)
         live = _Live(
             ingest=Ingestor(
@@ -422,11 +426,18 @@ class Supervisor:
             return None
         return self._end_unstarted(RunStatus.CANCELED, reason)
 
-    def _end_unstarted(self, status: RunStatus, reason: str, error: str | None = None) -> Run:
+    def _end_unstarted(
+        self,
+        status: RunStatus,
+        reason: str,
+        error: str | None = None,
+        *,
+        via: list[tuple[RunStatus, float]] | None = None,
+    ) -> Run:
         self._diag_write(f"ending before the command started: {status} ({reason})")
         if self._periodic is not None:
             self._periodic.stop()
-        self._move(status, reason=reason, error=error)
+        self._move(status, reason=reason, error=error, via=via)
         return self.store.get_run(self.run_id)
 
     def _begin_stop(self, procs: Gang, reason: str, *, soft: bool = False) -> _Stop:
@@ -471,17 +482,28 @@ class Supervisor:
         reason: str | None = None,
         exit_code: int | None = None,
         error: str | None = None,
+        via: list[tuple[RunStatus, float]] | None = None,
+        pgid: int | None = None,
     ) -> RunState:
-        """Record ``status``; if the run was ended elsewhere meanwhile, raise _RunEnded."""
+        """Record ``status`` (after the statuses ``via``, with their times); if the run was
+        ended elsewhere meanwhile, raise _RunEnded."""
         try:
             state = self.store.transition(
-                self.run_id, status, reason=reason, exit_code=exit_code, error=error
+                self.run_id,
+                status,
+                reason=reason,
+                exit_code=exit_code,
+                error=error,
+                via=via or (),
+                pgid=pgid,
             )
         except InvalidTransition:
             current = self.store.get_run(self.run_id)
             if current.status.is_terminal:
                 raise _RunEnded(current) from None
             raise
+        for passed, _ in via or ():
+            self._diag_write(f"status {passed}")
         self._entered(state.status, state.reason)
         return state
 

@@ -68,7 +68,7 @@ from runyard.sweep.results import (
     best_of,
     best_tags,
     sweep_spec_of,
-    trials_of,
+    trial_of,
 )
 from runyard.sweep.samplers import Sampler, TrialResult
 from runyard.sweep.spec import SweepSpec
@@ -173,7 +173,9 @@ class SweepController:
         self._runs: dict[str, Run] = {}
         #: The trials' states as last read, by run id.
         self._states: dict[str, RunState] = {}
-        #: The trials as :class:`Trial` views and the best of them; None once stale.
+        #: Each trial's :class:`Trial` view, by run id (made again when its record changes).
+        self._trial_views: dict[str, Trial] = {}
+        #: The trials by index and the best of them; None once a trial changed.
         self._view: tuple[list[Trial], Trial | None] | None = None
         #: The index the next trial gets (indexes are never reused).
         self._next_index = 0
@@ -478,12 +480,13 @@ class SweepController:
         """Hold ``run`` as the trial's latest record."""
         self._runs[run.id] = run
         self._states[run.id] = _state_of(run)
+        self._trial_views[run.id] = trial_of(run, self.spec)
         self._view = None
 
     def _trials(self) -> tuple[list[Trial], Trial | None]:
         """The trials by index, and the best of them (computed again after a change)."""
         if self._view is None:
-            trials = trials_of(self._runs.values(), self.spec)
+            trials = sorted(self._trial_views.values(), key=lambda t: t.index)
             self._view = trials, best_of(trials, self.spec.objective.goal)
         return self._view
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,9 +64,15 @@ def transition(
     reason: str | None = None,
     exit_code: int | None = None,
     error: str | None = None,
+    via: Sequence[tuple[RunStatus, float]] = (),
+    pgid: int | None = None,
 ) -> RunState:
     current = RunStatus(_locked(conn, run_id).status)
-    _apply(conn, run_id, current, RunStatus(status), expected, reason, exit_code, error, {})
+    extra = {} if pgid is None else {"pgid": pgid}
+    steps = [(RunStatus(s), t) for s, t in via]
+    _apply(
+        conn, run_id, current, RunStatus(status), expected, reason, exit_code, error, extra, steps
+    )
     return run_state(conn, run_id)
 
 
@@ -80,21 +86,31 @@ def _apply(
     exit_code: int | None,
     error: str | None,
     extra: dict[str, Any],
+    via: Sequence[tuple[RunStatus, float]] = (),
 ) -> None:
+    """Move the run from ``current`` to ``status`` (through the statuses ``via``, each
+    recorded with its own time), setting ``extra`` columns too."""
     wanted = None if expected is None else {RunStatus(s) for s in expected}
-    if status not in ALLOWED_TRANSITIONS[current] or (wanted is not None and current not in wanted):
-        message = f"run {run_id} is {current}; cannot move to {status}"
-        if wanted is not None and current not in wanted:
-            message += f" (expected {' or '.join(sorted(s.value for s in wanted))})"
-        raise InvalidTransition(message)
     now = time.time()
+    path = [*via, (status, now)]
+    before = current
+    for step, _ in path:
+        if step not in ALLOWED_TRANSITIONS[before] or (
+            wanted is not None and current not in wanted
+        ):
+            message = f"run {run_id} is {before}; cannot move to {step}"
+            if wanted is not None and current not in wanted:
+                message += f" (expected {' or '.join(sorted(s.value for s in wanted))})"
+            raise InvalidTransition(message)
+        before = step
     values: dict[str, Any] = {"status": status.value, **extra}
-    if status is RunStatus.PREPARING:
-        values["heartbeat_at"] = now  # claimed: the claimer counts as alive until it attaches
-    if status is RunStatus.RUNNING:
-        values["started_at"] = now
-    if status.is_terminal:
-        values["ended_at"] = now
+    for step, at in path:
+        if step is RunStatus.PREPARING:
+            values["heartbeat_at"] = at  # claimed: the claimer counts as alive until it attaches
+        if step is RunStatus.RUNNING:
+            values["started_at"] = at
+        if step.is_terminal:
+            values["ended_at"] = at
     for name, value in (("reason", reason), ("exit_code", exit_code), ("error", error)):
         if value is not None:
             values[name] = value
@@ -103,6 +119,8 @@ def _apply(
     )
     if done.rowcount != 1:  # only without the row lock, which every caller takes
         raise InvalidTransition(f"run {run_id} changed status meanwhile; cannot move to {status}")
+    for step, at in via:
+        record_status(conn, run_id, step, at, None)
     record_status(conn, run_id, status, now, reason)
 
 

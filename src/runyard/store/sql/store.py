@@ -158,6 +158,8 @@ class SqlStore(RegistryMethods):
         reason: str | None = None,
         exit_code: int | None = None,
         error: str | None = None,
+        via: Sequence[tuple[RunStatus, float]] = (),
+        pgid: int | None = None,
     ) -> RunState:
         with self._write() as conn:
             return lifecycle.transition(
@@ -168,6 +170,8 @@ class SqlStore(RegistryMethods):
                 reason=reason,
                 exit_code=exit_code,
                 error=error,
+                via=via,
+                pgid=pgid,
             )
 
     def claim(self, run_id: str, *, slots: int) -> bool:
