@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sv_helpers import RunMaker, Waiter, alive
+from sv_helpers import RunMaker, Waiter, WorkspaceMaker, alive
 
 from runyard.backends.local import LocalBackend
 from runyard.errors import BackendError
@@ -65,6 +65,26 @@ def test_runs_at_once_get_a_worker_each(ws: Resources, new_run: RunMaker, wait: 
         wait(lambda: all(ws.store.get_run(r.id).status.is_terminal for r in runs), timeout=20)
     assert {ws.store.get_run(r.id).status for r in runs} == {RunStatus.COMPLETED}
     wait(lambda: not any(alive(pid) for pid in pids), what="both workers to exit")
+
+
+def test_a_run_waiting_for_a_slot_is_woken_when_another_pool_run_ends(
+    make_workspace: WorkspaceMaker, new_run: RunMaker, wait: Waiter
+) -> None:
+    ws = make_workspace(local_slots=1)
+    first = new_run(ws, command=[sys.executable, "-c", SLEEP, "1"])
+    second = new_run(ws, command=[sys.executable, "-c", "pass"])
+    with SupervisorPool(ws.layout.root) as pool:
+        pool.start(first.id)
+        wait(lambda: ws.store.run_state(first.id).status is RunStatus.RUNNING)
+        pool.start(second.id)
+        wait(lambda: ws.store.run_state(second.id).status.is_terminal, timeout=30)
+    ended = {c.status: c.time for c in ws.store.status_history(first.id)}[RunStatus.COMPLETED]
+    claimed = {c.status: c.time for c in ws.store.status_history(second.id)}
+    assert ended <= claimed[RunStatus.PREPARING]
+    assert ws.store.get_run(second.id).status is RunStatus.COMPLETED
+    log = ws.layout.supervisor_log(second.id).read_text()
+    assert "waiting for a slot" in log
+    assert "a run on this machine ended: claiming again" in log
 
 
 def test_a_run_outlives_the_pool_that_started_it(

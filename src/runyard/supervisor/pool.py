@@ -17,9 +17,13 @@ and closes the workers' queues; each worker finishes the run it supervises, if a
 exits. A worker whose supervisor could not leave its run terminal exits instead of taking
 another, so that the run is found lost by its dead pid as with a detached supervisor.
 
+When a run ends, the helper also tells the other busy workers: one whose run waits for a
+slot claims it at once instead of at its next poll (a caller may submit more runs than there
+are slots, and each then starts the moment a slot frees).
+
 The helper speaks in lines: a request ``RUN_ID`` on its stdin; on its stdout
 ``started<TAB>RUN_ID<TAB>PID`` or ``error<TAB>RUN_ID<TAB>MESSAGE``, and later
-``ended<TAB>RUN_ID<TAB>PID``.
+``ended<TAB>RUN_ID<TAB>PID``. It writes ``RUN_ID`` or ``wake`` lines to a worker.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ if TYPE_CHECKING:
 ANSWER_TIMEOUT = 60.0
 #: Idle workers kept for the next runs; more are told to exit.
 KEEP_IDLE = 4
+#: What the helper writes to a busy worker when another worker's run ended.
+WAKE = b"wake\n"
 
 
 class SupervisorPool:
@@ -241,6 +247,10 @@ class _Helper:
             return
         _say("ended", w.run_id, pid)
         w.run_id = None
+        for other in self.workers.values():  # a slot is free: a waiting run may take it
+            if other.run_id is not None and other.queue_fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.write(other.queue_fd, WAKE)
         if sum(1 for x in self.workers.values() if x.run_id is None) > KEEP_IDLE:
             os.close(w.queue_fd)  # it exits
             w.queue_fd = -1
@@ -308,10 +318,17 @@ def _work(root: str, queue_fd: int, done_fd: int) -> int:
     signal.signal(signal.SIGTERM, on_term)
     layout = Layout(Path(root))
     resources: Resources | None = None
-    reader = os.fdopen(queue_fd, "rb", buffering=0)
+    runs: queue.Queue[str | None] = queue.Queue()
+    slot_freed = threading.Event()
+    threading.Thread(
+        target=_read_queue,
+        args=(queue_fd, runs, slot_freed),
+        name="runyard pool queue",
+        daemon=True,
+    ).start()
     try:
-        while line := reader.readline():
-            run_id = line.decode().strip()
+        while (run_id := runs.get()) is not None:  # a signal interrupts the wait
+            slot_freed.clear()
             path = layout.supervisor_log(run_id)
             path.parent.mkdir(parents=True, exist_ok=True)
             log = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -322,7 +339,7 @@ def _work(root: str, queue_fd: int, done_fd: int) -> int:
             try:
                 if resources is None:
                     resources = Resources.open(root)
-                current.append(Supervisor(resources, run_id))
+                current.append(Supervisor(resources, run_id, slot_freed=slot_freed))
                 run = current[0].execute()
                 print(f"run {run.id}: {run.status}" + (f" ({run.reason})" if run.reason else ""))
                 ok = run.status.is_terminal
@@ -341,6 +358,18 @@ def _work(root: str, queue_fd: int, done_fd: int) -> int:
         if resources is not None:
             resources.close()
     return 0
+
+
+def _read_queue(fd: int, runs: queue.Queue[str | None], slot_freed: threading.Event) -> None:
+    """A worker's reader of its queue: run ids to ``runs`` (None at EOF); ``wake`` sets
+    ``slot_freed``."""
+    with os.fdopen(fd, "rb", buffering=0) as reader:
+        for line in reader:
+            if line == WAKE:
+                slot_freed.set()
+            else:
+                runs.put(line.decode().strip())
+    runs.put(None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -141,7 +141,10 @@ class Supervisor:
     ``echo`` receives each line the run prints, as it prints it (foreground mode);
     ``on_status`` receives the run record after every status change it writes (Starting is
     written together with Running, so the record then is Running), and the Queued record
-    once if the run has to wait for a slot."""
+    once if the run has to wait for a slot. ``slot_freed``, when given, is set by whoever
+    learns that a run on this machine ended (a :class:`~runyard.supervisor.pool.SupervisorPool`
+    worker's pool): a run waiting for a slot then tries again at once rather than at its
+    next poll."""
 
     def __init__(
         self,
@@ -150,6 +153,7 @@ class Supervisor:
         *,
         echo: Callable[[str], None] | None = None,
         on_status: Callable[[Run], None] | None = None,
+        slot_freed: threading.Event | None = None,
     ):
         self.resources = resources
         self.store = resources.store
@@ -157,6 +161,10 @@ class Supervisor:
         self.run_id = run_id
         self.echo = echo
         self.on_status = on_status
+        #: Set when a run on this machine ended; given by a pool, whose wake-ups make
+        #: quick polls unnecessary.
+        self.slot_freed = slot_freed if slot_freed is not None else threading.Event()
+        self._woken = slot_freed is not None
         self._interrupted: str | None = None
         self._force = False
         self._procs: Gang | None = None
@@ -292,9 +300,12 @@ class Supervisor:
         """Claim a slot; False if the run ended (canceled, failed) while waiting."""
         slots = self.settings.local_slots
         reap_every = max(1.0, self.settings.heartbeat_interval)
-        next_reap = 0.0
+        # Not at once: a run queued behind another that is about to end (a sweep's next
+        # trial) usually gets its slot within milliseconds, and reaping reads every active run.
+        next_reap = time.monotonic() + CLAIM_POLL
         announced = False
-        pause = CLAIM_FIRST
+        first = CLAIM_POLL if self._woken else CLAIM_FIRST
+        pause = first
         while not self.store.claim(self.run_id, slots=slots):
             current = self.store.run_state(self.run_id)
             if current.status is not RunStatus.QUEUED:
@@ -318,8 +329,12 @@ class Supervisor:
                         self._diag_write(f"reaped lost runs: {', '.join(lost)}")
                 except Exception as e:  # reaping is a courtesy; never fail this run over it
                     self._warn(f"reaping failed: {type(e).__name__}: {e}")
-            time.sleep(pause * (1 + random.uniform(0, 0.25)))
-            pause = min(2 * pause, CLAIM_POLL)
+            if self.slot_freed.wait(pause * (1 + random.uniform(0, 0.25))):
+                self.slot_freed.clear()  # a run ended: try again now
+                self._diag_write("a run on this machine ended: claiming again")
+                pause = first
+            else:
+                pause = min(2 * pause, CLAIM_POLL)
         return True
 
     def _watch(self, procs: Gang, spec: JobSpec, live: _Live, stop_file: Path) -> _Stop | None:
