@@ -393,13 +393,29 @@ def _load(conn: sa.Connection, stmt: sa.Select[Any], *, limit: int | None) -> li
         ]
 
 
+def _for_runs(columns: Sequence[sa.Column[Any]], table: sa.Table) -> sa.Select[Any]:
+    """``columns`` of the rows of ``table`` whose run is in the list bound as ``ids``."""
+    return sa.select(*columns).where(table.c.run_id.in_(sa.bindparam("ids", expanding=True)))
+
+
+_KEY_VALUES = {
+    t.name: _for_runs([t.c.run_id, t.c.key, t.c.value], t) for t in (tags_table, params_table)
+}
+_LATEST = _for_runs(
+    [latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.rank, latest_metrics.c.value],
+    latest_metrics,
+).order_by(latest_metrics.c.rank.desc())
+
+
 def _key_values(
     conn: sa.Connection, table: sa.Table, ids: Sequence[str] | sa.Select[Any]
 ) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
-    rows = conn.execute(
-        sa.select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(ids))
-    ).all()
+    if isinstance(ids, sa.Select):
+        stmt = sa.select(table.c.run_id, table.c.key, table.c.value)
+        rows = conn.execute(stmt.where(table.c.run_id.in_(ids))).all()
+    else:
+        rows = conn.execute(_KEY_VALUES[table.name], {"ids": list(ids)}).all()
     for run_id, key, value in rows:
         if run_id in out:
             out[run_id][key] = value
@@ -413,11 +429,11 @@ def _latest_metrics(
 ) -> dict[str, dict[str, float]]:
     """Latest value per run and key, from rank 0 or else the lowest rank that logged it."""
     lm = latest_metrics
-    rows = conn.execute(
-        sa.select(lm.c.run_id, lm.c.key, lm.c.rank, lm.c.value)
-        .where(lm.c.run_id.in_(ids))
-        .order_by(lm.c.rank.desc())
-    ).all()
+    if isinstance(ids, sa.Select):
+        stmt = sa.select(lm.c.run_id, lm.c.key, lm.c.rank, lm.c.value).where(lm.c.run_id.in_(ids))
+        rows = conn.execute(stmt.order_by(lm.c.rank.desc())).all()
+    else:
+        rows = conn.execute(_LATEST, {"ids": list(ids)}).all()
     out: dict[str, dict[str, float]] = {}
     for run_id, key, _, value in rows:  # lower ranks come later and win
         if run_id not in out:
