@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from runyard.errors import InvalidTransition, RunNotFound
 from runyard.records import ACTIVE_STATUSES, ALLOWED_TRANSITIONS, RunState, RunStatus
 from runyard.store.sql import dialects
-from runyard.store.sql.runs import record_status, run_state
+from runyard.store.sql.runs import STATE_COLUMNS, record_status, state_of
 from runyard.store.sql.schema import runs, tags
 
 _ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
@@ -27,20 +27,30 @@ _ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
 _CONTROLLED = sa.select(tags.c.run_id).where(tags.c.key == "runyard.type", tags.c.value == "sweep")
 
 _BY_ID = runs.c.id == sa.bindparam("run_id")
-#: The SET clause comes from the parameters given (bound names must differ from columns').
-_SET_IF_STATUS = sa.update(runs).where(
-    runs.c.id == sa.bindparam("where_id"), runs.c.status == sa.bindparam("where_status")
-)
+#: The SET clause of these updates comes from the parameters given (bound names in the WHERE
+#: clause must differ from the columns').
 _SET = sa.update(runs).where(runs.c.id == sa.bindparam("where_id"))
 _COMPUTE = sa.select(runs.c.compute).where(_BY_ID)
 _ON_COMPUTE = runs.c.compute == sa.bindparam("compute")
-_OLDEST_QUEUED = (
+#: The oldest Queued run on a compute target, and how many runs there hold a slot.
+_QUEUE = sa.select(
     sa.select(runs.c.id)
     .where(_ON_COMPUTE, runs.c.status == RunStatus.QUEUED.value)
     .order_by(runs.c.created_at, runs.c.id)
     .limit(1)
+    .scalar_subquery(),
+    sa.select(sa.func.count()).where(_ON_COMPUTE, runs.c.status.in_(_ACTIVE)).scalar_subquery(),
 )
-_ACTIVE_COUNT = sa.select(sa.func.count()).where(_ON_COMPUTE, runs.c.status.in_(_ACTIVE))
+
+#: Statuses with the times they were entered; the last is the status moved to.
+_Steps = list[tuple[RunStatus, float]]
+
+
+@functools.cache
+def _move_statement(starts: tuple[str, ...]) -> sa.Update:
+    """Compare-and-set from any of the statuses ``starts``, returning the new state (an OR
+    of equalities rather than IN, whose list Core renders again at every execution)."""
+    return _SET.where(sa.or_(*(runs.c.status == s for s in starts))).returning(*STATE_COLUMNS)
 
 
 @functools.cache
@@ -67,32 +77,23 @@ def transition(
     via: Sequence[tuple[RunStatus, float]] = (),
     pgid: int | None = None,
 ) -> RunState:
-    current = RunStatus(_locked(conn, run_id).status)
+    """One compare-and-set update from any status the path is allowed from; only when it
+    fails is the status read, to say why."""
+    wanted = None if expected is None else frozenset(RunStatus(s) for s in expected)
+    path: _Steps = [*((RunStatus(s), t) for s, t in via), (RunStatus(status), time.time())]
     extra = {} if pgid is None else {"pgid": pgid}
-    steps = [(RunStatus(s), t) for s, t in via]
-    _apply(
-        conn, run_id, current, RunStatus(status), expected, reason, exit_code, error, extra, steps
-    )
-    return run_state(conn, run_id)
+    starts = [s for s in RunStatus if _refusal(run_id, s, path, wanted) is None]
+    state = _move(conn, run_id, starts, path, reason, exit_code, error, extra) if starts else None
+    if state is not None:
+        return state
+    current = RunStatus(_locked(conn, run_id).status)
+    raise _refusal(run_id, current, path, wanted) or _changed(run_id, path)
 
 
-def _apply(
-    conn: sa.Connection,
-    run_id: str,
-    current: RunStatus,
-    status: RunStatus,
-    expected: Iterable[RunStatus] | None,
-    reason: str | None,
-    exit_code: int | None,
-    error: str | None,
-    extra: dict[str, Any],
-    via: Sequence[tuple[RunStatus, float]] = (),
-) -> None:
-    """Move the run from ``current`` to ``status`` (through the statuses ``via``, each
-    recorded with its own time), setting ``extra`` columns too."""
-    wanted = None if expected is None else {RunStatus(s) for s in expected}
-    now = time.time()
-    path = [*via, (status, now)]
+def _refusal(
+    run_id: str, current: RunStatus, path: _Steps, wanted: frozenset[RunStatus] | None
+) -> InvalidTransition | None:
+    """Why a run in ``current`` cannot take ``path``, or None when it can."""
     before = current
     for step, _ in path:
         if step not in ALLOWED_TRANSITIONS[before] or (
@@ -101,9 +102,28 @@ def _apply(
             message = f"run {run_id} is {before}; cannot move to {step}"
             if wanted is not None and current not in wanted:
                 message += f" (expected {' or '.join(sorted(s.value for s in wanted))})"
-            raise InvalidTransition(message)
+            return InvalidTransition(message)
         before = step
-    values: dict[str, Any] = {"status": status.value, **extra}
+    return None
+
+
+def _changed(run_id: str, path: _Steps) -> InvalidTransition:
+    return InvalidTransition(f"run {run_id} changed status meanwhile; cannot move to {path[-1][0]}")
+
+
+def _move(
+    conn: sa.Connection,
+    run_id: str,
+    starts: Iterable[RunStatus],
+    path: _Steps,
+    reason: str | None,
+    exit_code: int | None,
+    error: str | None,
+    extra: dict[str, Any],
+) -> RunState | None:
+    """Take ``path`` if the run is in one of ``starts``, setting ``extra`` columns too;
+    None if it is not."""
+    values: dict[str, Any] = {"status": path[-1][0].value, **extra}
     for step, at in path:
         if step is RunStatus.PREPARING:
             values["heartbeat_at"] = at  # claimed: the claimer counts as alive until it attaches
@@ -114,14 +134,31 @@ def _apply(
     for name, value in (("reason", reason), ("exit_code", exit_code), ("error", error)):
         if value is not None:
             values[name] = value
-    done = conn.execute(
-        _SET_IF_STATUS, {"where_id": run_id, "where_status": current.value, **values}
-    )
-    if done.rowcount != 1:  # only without the row lock, which every caller takes
-        raise InvalidTransition(f"run {run_id} changed status meanwhile; cannot move to {status}")
-    for step, at in via:
-        record_status(conn, run_id, step, at, None)
-    record_status(conn, run_id, status, now, reason)
+    stmt = _move_statement(tuple(s.value for s in starts))
+    row = conn.execute(stmt, {"where_id": run_id, **values}).first()
+    if row is None:
+        return None
+    *passed, (status, at) = path
+    for step, entered in passed:
+        record_status(conn, run_id, step, entered, None)
+    record_status(conn, run_id, status, at, reason)
+    return state_of(row)
+
+
+def _apply(
+    conn: sa.Connection,
+    run_id: str,
+    current: RunStatus,
+    status: RunStatus,
+    reason: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Move the run, read in ``current`` under the row lock, to ``status``."""
+    path: _Steps = [(status, time.time())]
+    if (refused := _refusal(run_id, current, path, None)) is not None:
+        raise refused
+    if _move(conn, run_id, [current], path, reason, None, None, extra or {}) is None:
+        raise _changed(run_id, path)  # only without the row lock, which every caller takes
 
 
 def claim(conn: sa.Connection, run_id: str, slots: int) -> bool:
@@ -129,15 +166,12 @@ def claim(conn: sa.Connection, run_id: str, slots: int) -> bool:
     if compute is None:
         raise RunNotFound(run_id)
     dialects.lock(conn, f"runyard.claim:{compute}")
-    if RunStatus(_locked(conn, run_id).status) is not RunStatus.QUEUED:
+    oldest, active = conn.execute(_QUEUE, {"compute": compute}).one()
+    if oldest != run_id or (active or 0) >= slots:  # the oldest Queued run is Queued
         return False
-    if conn.scalar(_OLDEST_QUEUED, {"compute": compute}) != run_id:
-        return False
-    active = conn.scalar(_ACTIVE_COUNT, {"compute": compute})
-    if (active or 0) >= slots:
-        return False
-    _apply(conn, run_id, RunStatus.QUEUED, RunStatus.PREPARING, None, None, None, None, {})
-    return True
+    path: _Steps = [(RunStatus.PREPARING, time.time())]
+    # None: canceled meanwhile (only where the advisory lock, not the database, serializes)
+    return _move(conn, run_id, [RunStatus.QUEUED], path, None, None, None, {}) is not None
 
 
 def request_cancel(conn: sa.Connection, run_id: str, reason: str) -> None:
@@ -145,7 +179,7 @@ def request_cancel(conn: sa.Connection, run_id: str, reason: str) -> None:
     current = RunStatus(row.status)
     if current is RunStatus.QUEUED:
         extra = {"cancel_requested": True, "cancel_reason": reason}
-        _apply(conn, run_id, current, RunStatus.CANCELED, None, reason, None, None, extra)
+        _apply(conn, run_id, current, RunStatus.CANCELED, reason, extra)
     elif current.is_terminal:
         raise InvalidTransition(f"run {run_id} is {current}; cannot move to {RunStatus.CANCELED}")
     elif not row.cancel_requested:
@@ -186,7 +220,7 @@ def mark_lost(
         reason = f"lost: supervisor heartbeat stale for {now - last:.0f}s"
         lost.setdefault(run_id, (RunStatus(status), reason))
     for run_id, (status, reason) in lost.items():
-        _apply(conn, run_id, status, RunStatus.FAILED, None, reason, None, None, {})
+        _apply(conn, run_id, status, RunStatus.FAILED, reason)
     return list(lost)
 
 

@@ -249,7 +249,7 @@ def run_state(conn: sa.Connection, run_id: str) -> RunState:
     row = conn.execute(_STATE, {"run_id": run_id}).first()
     if row is None:
         raise RunNotFound(run_id)
-    return _state(row)
+    return state_of(row)
 
 
 def run_states(conn: sa.Connection, ids: Iterable[str]) -> dict[str, RunState]:
@@ -261,10 +261,11 @@ def run_states(conn: sa.Connection, ids: Iterable[str]) -> dict[str, RunState]:
         rows = conn.execute(sa.select(*STATE_COLUMNS).where(runs.c.id.in_(wanted))).all()
     else:
         rows = []
-    return {row.id: _state(row) for row in rows}
+    return {row.id: state_of(row) for row in rows}
 
 
-def _state(row: sa.Row[Any]) -> RunState:
+def state_of(row: sa.Row[Any]) -> RunState:
+    """The :class:`RunState` of a row of :data:`STATE_COLUMNS`."""
     fields = dict(zip(STATE_FIELDS, row, strict=True))
     fields["status"] = _STATUSES[fields["status"]]
     return RunState(**fields)

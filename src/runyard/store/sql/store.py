@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from runyard.errors import StoreError
+from runyard.errors import RunNotFound, StoreError
 from runyard.records import (
     ArtifactInfo,
     EnvironmentRecord,
@@ -112,7 +112,10 @@ class SqlStore(RegistryMethods):
 
     def get_run(self, run_id: str) -> Run:
         with self._read() as conn:
-            return runs.get_run(conn, runs.resolve_id(conn, run_id))
+            try:
+                return runs.get_run(conn, run_id)
+            except RunNotFound:  # a prefix, perhaps
+                return runs.get_run(conn, runs.resolve_id(conn, run_id))
 
     def run_state(self, run_id: str) -> RunState:
         with self._read() as conn:
