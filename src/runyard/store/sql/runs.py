@@ -58,6 +58,8 @@ def _by_id(table: sa.Table) -> sa.ColumnElement[bool]:
 
 _EXISTS = sa.select(runs.c.id).where(_by_id(runs))
 _STATE = sa.select(*STATE_COLUMNS).where(_by_id(runs))
+_IDS: sa.BindParameter[list[str]] = sa.bindparam("ids", expanding=True)
+_STATES = sa.select(*STATE_COLUMNS).where(runs.c.id.in_(_IDS))
 _EXPERIMENT_ID = sa.select(experiments.c.id).where(experiments.c.name == sa.bindparam("name"))
 _INSERT_RUN = sa.insert(runs)
 _INSERT_STATUS = sa.insert(history_table)
@@ -255,12 +257,7 @@ def run_state(conn: sa.Connection, run_id: str) -> RunState:
 def run_states(conn: sa.Connection, ids: Iterable[str]) -> dict[str, RunState]:
     """The lifecycle fields of the runs with these ids (ids of no run are left out)."""
     wanted = list(dict.fromkeys(ids))
-    if len(wanted) == 1:
-        rows = conn.execute(_STATE, {"run_id": wanted[0]}).all()
-    elif wanted:
-        rows = conn.execute(sa.select(*STATE_COLUMNS).where(runs.c.id.in_(wanted))).all()
-    else:
-        rows = []
+    rows = conn.execute(_STATES, {"ids": wanted}).all() if wanted else []
     return {row.id: state_of(row) for row in rows}
 
 
@@ -294,6 +291,15 @@ def search_runs(
 ) -> list[Run]:
     if limit is not None and limit < 0:
         raise UserError(f"limit must be zero or more, got {limit}")
+    if ids is not None and (experiment, statuses, tags, parent_id, order_by, limit) == (
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ):  # runs by id alone (a controller reading its trials): a statement built once
+        return _load(conn, _BY_IDS, limit=None, params={"ids": list(ids)})
     stmt = _select_runs()
     if experiment is not None:
         stmt = stmt.where(experiments.c.name == experiment)
@@ -350,6 +356,7 @@ def _select_runs() -> sa.Select[Any]:
 
 
 _ONE_RUN = _select_runs().where(_by_id(runs))
+_BY_IDS = _select_runs().where(runs.c.id.in_(_IDS)).order_by(*_ordering("created"))
 _ONE_TAGS = sa.select(tags_table.c.key, tags_table.c.value).where(_by_id(tags_table))
 _ONE_PARAMS = sa.select(params_table.c.key, params_table.c.value).where(_by_id(params_table))
 _ONE_METRICS = (
@@ -367,14 +374,21 @@ def _run(
     return Run(**fields, tags=tags, params=params, metrics=metrics)
 
 
-def _load(conn: sa.Connection, stmt: sa.Select[Any], *, limit: int | None) -> list[Run]:
-    """Run records for the rows of ``stmt``, with their tags, params and latest metrics."""
+def _load(
+    conn: sa.Connection,
+    stmt: sa.Select[Any],
+    *,
+    limit: int | None,
+    params: dict[str, Any] | None = None,
+) -> list[Run]:
+    """Run records for the rows of ``stmt`` (executed with ``params``, which then bind all
+    its values), with their tags, params and latest metrics."""
     with bulk.gc_paused():
-        rows = conn.execute(stmt).all()
+        rows = conn.execute(stmt, params).all()
         if not rows:
             return []
         ids: Sequence[str] | sa.Select[Any]
-        if len(rows) <= ID_LIST_LIMIT:
+        if len(rows) <= ID_LIST_LIMIT or params is not None:
             ids = [r.id for r in rows]
         else:
             ids = stmt.with_only_columns(runs.c.id)
