@@ -41,14 +41,19 @@ def test_run_foreground_echoes_and_returns_the_final_record(ws: Resources) -> No
     )
     assert final.status is RunStatus.COMPLETED
     assert lines == ["hello", "world"]
-    # Starting is written together with Running (its own time is in the history).
-    assert seen == [
+    # Starting is written together with Running, and a quick Finalizing with the outcome;
+    # the history has each with its own time.
+    assert seen == [RunStatus.PREPARING, RunStatus.RUNNING, RunStatus.COMPLETED]
+    history = ws.store.status_history(run.id)
+    assert [c.status for c in history] == [
+        RunStatus.QUEUED,
         RunStatus.PREPARING,
+        RunStatus.STARTING,
         RunStatus.RUNNING,
         RunStatus.FINALIZING,
         RunStatus.COMPLETED,
     ]
-    assert RunStatus.STARTING in [c.status for c in ws.store.status_history(run.id)]
+    assert [c.time for c in history] == sorted(c.time for c in history)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

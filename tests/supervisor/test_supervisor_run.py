@@ -105,6 +105,30 @@ def test_output_is_echoed_while_the_run_goes(ws: Resources, new_run: RunMaker) -
     assert lines == ["ready", "done"]
 
 
+def test_finalizing_is_written_up_front_only_when_it_may_take_a_while(
+    ws: Resources, new_run: RunMaker
+) -> None:
+    # A quick finalization is written with the outcome; storing 9 MB of outputs is not quick.
+    quick = new_run(ws, "print('done')\n")
+    large = new_run(
+        ws, "import pathlib; pathlib.Path('outputs/big.bin').write_bytes(b'0' * (9 << 20))\n"
+    )
+    seen: dict[str, list[RunStatus]] = {quick.id: [], large.id: []}
+    for run in (quick, large):
+        final = Supervisor(ws, run.id, on_status=lambda r: seen[r.id].append(r.status)).execute()
+        assert final.status is RunStatus.COMPLETED, final.error
+        assert statuses(ws, run.id)[-2:] == [RunStatus.FINALIZING, RunStatus.COMPLETED]
+    assert seen[quick.id] == [RunStatus.PREPARING, RunStatus.RUNNING, RunStatus.COMPLETED]
+    assert seen[large.id] == [
+        RunStatus.PREPARING,
+        RunStatus.RUNNING,
+        RunStatus.FINALIZING,
+        RunStatus.COMPLETED,
+    ]
+    sizes = {a.path: a.size for a in ws.store.list_artifacts(large.id)}
+    assert sizes["outputs/big.bin"] == 9 << 20
+
+
 def test_a_failing_script_records_exit_code_and_error_tail(
     ws: Resources, new_run: RunMaker
 ) -> None:

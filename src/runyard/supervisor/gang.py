@@ -193,11 +193,12 @@ class Gang:
         self._captured = procs = self.tree()
         self._signal(procs, sig)
 
-    def end(self, grace: float) -> list[psutil.Process]:
+    def end(self, grace: float, found: list[psutil.Process] | None = None) -> list[psutil.Process]:
         """End what is left (SIGTERM, ``grace`` seconds, SIGKILL) and reap every member.
-        Returns the processes that had to be killed."""
+        ``found``: what :meth:`tree` returned a moment ago, if the caller looked. Returns the
+        processes that had to be killed."""
         self._stopping = True
-        procs = self.tree()
+        procs = self.tree() if found is None else found
         self._signal(procs, signal.SIGTERM)
         wait_gone(procs, grace)
         alive = [p for p in procs if is_alive(p)]

@@ -57,18 +57,33 @@ class FolderSync:
             return None
         return self._copy(rel, full, (st.st_size, st.st_mtime_ns))
 
+    def pending(self) -> int:
+        """How many bytes :meth:`sync` with ``force`` would copy now."""
+        return sum(sig[0] for rel, _, sig in self._scan() if self._seen.get(rel) != sig)
+
     def _scan(self) -> list[tuple[str, Path, tuple[int, int]]]:
-        found = []
-        for dirpath, dirs, files in os.walk(self.local):
-            dirs.sort()
-            for name in sorted(files):
-                full = Path(dirpath) / name
+        """Every file under ``local`` (links to files followed, to folders not), in path
+        order: its ``/``-separated path relative to ``local``, full path, (size, mtime)."""
+        found: list[tuple[str, Path, tuple[int, int]]] = []
+        folders = [("", str(self.local))]
+        while folders:
+            prefix, folder = folders.pop()
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+            except OSError:  # removed meanwhile
+                continue
+            for entry in entries:
+                rel = prefix + entry.name
                 try:
-                    st = full.stat()
+                    if entry.is_dir():  # a link to a folder is not followed, as os.walk does
+                        if not entry.is_symlink():
+                            folders.append((rel + "/", entry.path))
+                        continue
+                    st = entry.stat()
                 except OSError:  # removed meanwhile, or a dangling link
                     continue
-                rel = full.relative_to(self.local).as_posix()
-                found.append((rel, full, (st.st_size, st.st_mtime_ns)))
+                found.append((rel, Path(entry.path), (st.st_size, st.st_mtime_ns)))
+        found.sort(key=lambda f: f[0])
         return found
 
     def _copy(self, rel: str, full: Path, sig: tuple[int, int]) -> ArtifactInfo | None:

@@ -11,7 +11,10 @@ Steps, each recorded as a status change with its time::
                 (with its own time in the history), one write fewer per run
     Running     ingest events, beat the heart, sync logs/, watch for cancel and timeout
     Finalizing  ingest the rest, store outputs/ and logs/ as artifacts, then register the
-                models the run asked for (runyard.register_model) if it succeeded
+                models the run asked for (runyard.register_model) if it succeeded. Written
+                when it begins if it may take a while (processes left to stop, over
+                QUICK_FINALIZE_BYTES to store, models, a remote artifact store), else
+                together with the outcome, with its own time
     Completed | Failed (exit code or signal, error tail) | Canceled (reason)
 
 A cancel request (or :meth:`Supervisor.interrupt`) is honoured between the steps before the
@@ -43,6 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
+
+from runyard.artifacts import LocalArtifactStore
 from runyard.errors import BackendError, InvalidTransition, RunyardError, SpecError, UserError
 from runyard.launch import plan_local
 from runyard.records import ArtifactInfo, Run, RunState, RunStatus
@@ -53,6 +59,7 @@ from runyard.supervisor.gang import Gang
 from runyard.supervisor.ingest import Ingestor
 from runyard.supervisor.logsync import FolderSync, tail_text
 from runyard.supervisor.models import register_requested
+from runyard.supervisor.process import is_alive
 from runyard.supervisor.ranklogs import MergedTail
 from runyard.supervisor.reaper import reap_lost, supervisor_alive
 from runyard.supervisor.sysmetrics import SamplingJob
@@ -70,6 +77,8 @@ CLAIM_POLL, CLAIM_FIRST = 0.2, 0.005
 TICK_ECHO, TICK = 0.1, 0.25
 #: Seconds between looks at the store for a cancel request, and between syncs of logs/.
 CANCEL_POLL, LOG_SYNC = 0.5, 1.0
+#: Finalizing is written up front when the files to store exceed this many bytes.
+QUICK_FINALIZE_BYTES = 8 << 20
 #: Lines of output kept as a failed run's ``error``.
 ERROR_TAIL_LINES = 30
 #: Seconds after the start of the first system-metrics sample (later ones: the interval).
@@ -389,16 +398,30 @@ class Supervisor:
     ) -> Run:
         assert self._periodic is not None
         self._periodic.remove(SAMPLER_JOB)
-        self._move(RunStatus.FINALIZING)
+        # Finalizing is written as this step begins when it may take a while (processes to
+        # stop, many bytes to store, models to register, a remote artifact store), else
+        # together with the outcome, with its own time: one write fewer per run.
+        finalizing: list[tuple[RunStatus, float]] | None = [(RunStatus.FINALIZING, time.time())]
         # The leader is a zombie until reaped, so its process group id cannot have been
         # reused: end whatever is left of the tree, then collect the exit status.
+        left = procs.tree() if stop is None else None
+        local = isinstance(self.resources.artifacts, LocalArtifactStore)
+        if left is None or any(is_alive(p) for p in left) or not local:
+            self._move(RunStatus.FINALIZING)
+            finalizing = None
         if stop is None:
             grace = self.settings.kill_grace
         else:
             grace = 0.0 if stop.killed else max(0.0, stop.kill_at - time.monotonic())
-        self._end_processes(grace)
+        self._end_processes(grace, left)
         outcome = procs.finish()  # every exit status (a gang's in logs/ranks.json)
         live.ingest.poll(max_reads=None)
+        if finalizing is not None and (
+            live.ingest.models
+            or live.logs.pending() + live.ingest.outputs.pending() > QUICK_FINALIZE_BYTES
+        ):
+            self._move(RunStatus.FINALIZING)
+            finalizing = None
         self._record(live.logs.sync(force=True) + live.ingest.outputs.sync(force=True))
         if live.tail is not None:
             live.tail.drain()
@@ -422,7 +445,7 @@ class Supervisor:
             if failed is not None:
                 status, why, error = RunStatus.FAILED, failed, failed
         self._periodic.stop()  # no heartbeat after the last status
-        self._move(status, reason=why, exit_code=exit_code, error=error)
+        self._move(status, reason=why, exit_code=exit_code, error=error, via=finalizing)
         return self.store.get_run(self.run_id)
 
     # -- stopping --------------------------------------------------------------------------
@@ -468,9 +491,10 @@ class Supervisor:
         procs.send(signal.SIGTERM)
         return _Stop(reason=reason, kill_at=now + grace)
 
-    def _end_processes(self, grace: float) -> None:
-        """End what is left of the run's processes, if any were started."""
-        if self._procs is not None and (killed := self._procs.end(grace)):
+    def _end_processes(self, grace: float, found: list[psutil.Process] | None = None) -> None:
+        """End what is left of the run's processes (``found``, if just looked up), if any
+        were started."""
+        if self._procs is not None and (killed := self._procs.end(grace, found)):
             self._diag_write(f"killed {len(killed)} process(es) left after the grace period")
 
     def _abort(self, status: RunStatus, reason: str, error: str | None) -> bool:
