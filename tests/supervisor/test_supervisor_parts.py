@@ -227,6 +227,25 @@ def test_folder_sync_copies_only_what_changed(tmp_path: Path, wait: Waiter) -> N
     assert sync.sync_one("missing.txt") is None
 
 
+def test_folder_sync_follows_links_to_files_not_to_folders(tmp_path: Path) -> None:
+    local = tmp_path / "outputs"
+    (local / "deep" / "er").mkdir(parents=True)
+    (local / "deep" / "er" / "c.bin").write_bytes(b"ccc")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "big.bin").write_bytes(b"x" * 10)
+    (local / "linked-folder").symlink_to(elsewhere, target_is_directory=True)
+    (local / "linked-file.bin").symlink_to(elsewhere / "big.bin")
+    (local / "dangling").symlink_to(tmp_path / "missing")
+    sync = FolderSync(LocalArtifactStore(tmp_path / "artifacts"), "r1", local, "outputs")
+    assert sync.pending() == 13
+    assert [(i.path, i.size) for i in sync.sync()] == [
+        ("outputs/deep/er/c.bin", 3),
+        ("outputs/linked-file.bin", 10),
+    ]
+    assert sync.pending() == 0
+
+
 def test_periodic_runs_jobs_and_survives_errors() -> None:
     warnings: list[str] = []
     calls: list[str] = []
