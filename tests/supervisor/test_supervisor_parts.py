@@ -181,6 +181,43 @@ def test_run_processes_finds_what_an_exited_run_left(
         unrelated.wait()
 
 
+SUBREAPER = """
+import os, signal, subprocess, sys, time
+from runyard.supervisor import process
+assert process.become_subreaper()
+pids, orphans = sys.argv[1], sys.argv[2]
+env = {**os.environ, "RUNYARD_RUN_ID": "run-under-test"}
+leader = subprocess.Popen([sys.executable, "-c", orphans, pids], env=env, start_new_session=True)
+leader.wait()
+left = {int(open(os.path.join(pids, n)).read()) for n in ("daemon", "daemon-child")}
+found = process.run_processes([], "run-under-test", pgids=[leader.pid], since=0)
+live = {p.pid for p in found if process.is_alive(p)}  # not the zombie of the middle fork
+assert left <= live and len(live) == 3, (left, live)  # and the one in its own session
+for pid in live:
+    os.kill(pid, signal.SIGKILL)
+deadline = time.time() + 10
+while process._children(os.getpid()) and time.time() < deadline:
+    process.reap_orphans()  # the orphans are this process's children: none is left a zombie
+    time.sleep(0.01)
+assert not process._children(os.getpid())
+"""
+
+
+def test_a_subreaper_finds_and_reaps_the_orphans_of_its_runs(tmp_path: Path) -> None:
+    if not process._lists_children():
+        pytest.skip("this kernel does not list children in /proc")
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", SUBREAPER, str(pids), ORPHANS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def test_log_tail_echoes_complete_lines_then_the_rest(tmp_path: Path) -> None:
     path = tmp_path / "log"
     seen: list[str] = []

@@ -18,9 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workspace", required=True, help="the workspace folder")
     args = parser.parse_args(argv)
 
+    from runyard.supervisor.process import become_subreaper
     from runyard.supervisor.run import Supervisor
     from runyard.workspace import Resources
 
+    become_subreaper()  # a run's orphans come here, and are reaped as the run ends
     resources = Resources.open(args.workspace)
     try:
         supervisor = Supervisor(resources, args.run_id)

@@ -46,6 +46,7 @@ from runyard.launch import SINGLE_LOG, LaunchPlan, ProcessPlan
 from runyard.supervisor.process import (
     describe_exit,
     is_alive,
+    reap_orphans,
     run_processes,
     signal_all,
     signal_name,
@@ -207,6 +208,8 @@ class Gang:
         for m in self.members:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 m.proc.wait(timeout=5)
+        # What was re-parented to a subreaper supervisor (a member still running is not).
+        reap_orphans(keep={m.proc.pid for m in self.members if m.proc.returncode is None})
         return alive
 
     def _signal(self, procs: list[psutil.Process], sig: signal.Signals) -> None:

@@ -287,7 +287,10 @@ def _fork_worker(root: str, done_fd: int, *, close: tuple[int, ...]) -> _Worker:
         os.dup2(2, 1)  # not the helper's answers; each run's log once it has one
         import random
 
+        from runyard.supervisor.process import become_subreaper
+
         random.seed()  # not the helper's sequence, shared with every sibling
+        become_subreaper()  # a run's orphans come to the worker, which reaps them
         code = _work(root, queue_r, done_fd)
     except SystemExit as e:  # SIGTERM while idle
         code = e.code if isinstance(e.code, int) else 1

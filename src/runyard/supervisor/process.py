@@ -14,8 +14,11 @@ of the run whose parent died is re-parented to the nearest "child subreaper" amo
 ancestors, or to init, and its ancestors are the run's processes, then the supervisor and
 the supervisor's own ancestors. So the run's processes are the descendants of its live
 processes and of those children of the supervisor's ancestors (and of itself) that belong
-to the run (its process group, or its variable). Linux lists a process's children in
-``/proc/PID/task/TID/children``; where it does not, the full search is used.
+to the run (its process group, or its variable). A process that only supervises (a detached
+supervisor, a pool worker) becomes a subreaper itself (:func:`become_subreaper`): then the
+run's orphans are its own children, and it reaps them (:func:`reap_orphans`). Linux lists a
+process's children in ``/proc/PID/task/TID/children``; where it does not, the full search is
+used.
 """
 
 from __future__ import annotations
@@ -135,7 +138,7 @@ def run_processes(
         found.update((p.pid, p) for p in find_tree(run_id=run_id))
         return list(found.values())
     me = os.getpid()
-    adopters = [me, *_ancestors(me)]
+    adopters = [me] if _This.subreaper else [me, *_ancestors(me)]
     seeds = set(roots)
     for adopter in adopters:
         for pid in _children(adopter):
@@ -152,6 +155,45 @@ def run_processes(
         with contextlib.suppress(psutil.Error):
             procs.append(psutil.Process(pid))
     return procs
+
+
+class _This:
+    """This process: whether it is its descendants' child subreaper (:func:`become_subreaper`)."""
+
+    subreaper = False
+
+
+#: ``prctl`` option (linux/prctl.h).
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Make this process the child subreaper of its descendants (Linux): a descendant whose
+    parent dies is re-parented here rather than to init. Only for a process that does
+    nothing but supervise: it must reap what comes to it (:func:`reap_orphans`). Returns
+    whether it is one now."""
+    if not _This.subreaper and _lists_children():
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            _This.subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    return _This.subreaper
+
+
+def reap_orphans(keep: Collection[int] = ()) -> int:
+    """Collect the exit status of this subreaper's children that have ended, but those in
+    ``keep`` (children whose ``Popen`` collects it); how many. Call when no other code of
+    this process waits for a child."""
+    reaped = 0
+    if not _This.subreaper:
+        return reaped
+    for pid in _children(os.getpid()):
+        if pid not in keep:
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    reaped += 1
+    return reaped
 
 
 @functools.cache
