@@ -12,7 +12,7 @@ import time
 import pytest
 
 from runyard.errors import InvalidTransition, RunNotFound
-from runyard.records import RunState, RunStatus
+from runyard.records import ArtifactInfo, RunState, RunStatus
 from runyard.store.base import Store
 
 from .contract import PATH, S, advance, new_run
@@ -274,9 +274,13 @@ def test_transition_via_a_short_status_records_it_with_its_time(store: Store) ->
     assert len(store.status_history(run_id)) == len(history)  # nothing recorded
 
     finalizing = time.time()
-    done = store.transition(run_id, S.COMPLETED, via=[(S.FINALIZING, finalizing)], exit_code=0)
+    log = ArtifactInfo("logs/std_log.txt", 5)
+    done = store.transition(
+        run_id, S.COMPLETED, via=[(S.FINALIZING, finalizing)], exit_code=0, artifacts=[log]
+    )
     assert (done.status, done.exit_code) == (S.COMPLETED, 0)
     assert [c.status for c in store.status_history(run_id)][-2:] == [S.FINALIZING, S.COMPLETED]
+    assert store.list_artifacts(run_id) == [log]  # indexed in the same transaction
 
 
 def test_mark_lost_fails_runs_with_stale_heartbeats(store: Store) -> None:

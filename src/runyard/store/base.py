@@ -121,6 +121,7 @@ class Store(Protocol):
         error: str | None = None,
         via: Sequence[tuple[RunStatus, float]] = (),
         pgid: int | None = None,
+        artifacts: Sequence[ArtifactInfo] = (),
     ) -> RunState:
         """Move the run to ``status`` if its current status is in ``expected`` (default: any
         status from which ``status`` is allowed) and return its lifecycle fields as they now
@@ -129,7 +130,8 @@ class Store(Protocol):
         ``via`` lists statuses passed on the way, each with the time it was entered (seconds
         since the epoch), recorded in the history before ``status``: one write for a status
         that lasted only a moment (a local run's ``Starting``). ``pgid`` records the process
-        group of the run's processes with the change."""
+        group of the run's processes with the change, ``artifacts`` indexes files stored
+        (as :meth:`record_artifacts`) in the same transaction."""
         ...
 
     def claim(self, run_id: str, *, slots: int) -> bool:

@@ -422,7 +422,10 @@ class Supervisor:
         ):
             self._move(RunStatus.FINALIZING)
             finalizing = None
-        self._record(live.logs.sync(force=True) + live.ingest.outputs.sync(force=True))
+        stored = live.logs.sync(force=True) + live.ingest.outputs.sync(force=True)
+        if finalizing is None:
+            self._record(stored)
+            stored = []  # else indexed with the outcome
         if live.tail is not None:
             live.tail.drain()
         exit_code, reason = outcome.exit_code, outcome.reason
@@ -445,7 +448,9 @@ class Supervisor:
             if failed is not None:
                 status, why, error = RunStatus.FAILED, failed, failed
         self._periodic.stop()  # no heartbeat after the last status
-        self._move(status, reason=why, exit_code=exit_code, error=error, via=finalizing)
+        self._move(
+            status, reason=why, exit_code=exit_code, error=error, via=finalizing, artifacts=stored
+        )
         return self.store.get_run(self.run_id)
 
     # -- stopping --------------------------------------------------------------------------
@@ -523,9 +528,10 @@ class Supervisor:
         error: str | None = None,
         via: list[tuple[RunStatus, float]] | None = None,
         pgid: int | None = None,
+        artifacts: list[ArtifactInfo] | None = None,
     ) -> RunState:
-        """Record ``status`` (after the statuses ``via``, with their times); if the run was
-        ended elsewhere meanwhile, raise _RunEnded."""
+        """Record ``status`` (after the statuses ``via``, with their times; ``artifacts``
+        indexed with it); if the run was ended elsewhere meanwhile, raise _RunEnded."""
         try:
             state = self.store.transition(
                 self.run_id,
@@ -535,8 +541,10 @@ class Supervisor:
                 error=error,
                 via=via or (),
                 pgid=pgid,
+                artifacts=artifacts or (),
             )
         except InvalidTransition:
+            self._record(artifacts or [])  # stored all the same
             current = self.store.get_run(self.run_id)
             if current.status.is_terminal:
                 raise _RunEnded(current) from None

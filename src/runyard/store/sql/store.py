@@ -163,9 +163,10 @@ class SqlStore(RegistryMethods):
         error: str | None = None,
         via: Sequence[tuple[RunStatus, float]] = (),
         pgid: int | None = None,
+        artifacts: Sequence[ArtifactInfo] = (),
     ) -> RunState:
         with self._write() as conn:
-            return lifecycle.transition(
+            state = lifecycle.transition(
                 conn,
                 run_id,
                 status,
@@ -176,6 +177,8 @@ class SqlStore(RegistryMethods):
                 via=via,
                 pgid=pgid,
             )
+            _index_artifacts(conn, run_id, artifacts)
+            return state
 
     def claim(self, run_id: str, *, slots: int) -> bool:
         with self._write() as conn:
@@ -247,10 +250,9 @@ class SqlStore(RegistryMethods):
     # -- artifacts --------------------------------------------------------------------------
 
     def record_artifacts(self, run_id: str, artifacts: Sequence[ArtifactInfo]) -> None:
-        rows = {a.path: {"run_id": run_id, "path": a.path, "size": a.size} for a in artifacts}
         with self._write() as conn:
             runs.require_run(conn, run_id)
-            dialects.upsert(conn, schema.artifacts, list(rows.values()), update=["size"])
+            _index_artifacts(conn, run_id, artifacts)
 
     def list_artifacts(self, run_id: str) -> list[ArtifactInfo]:
         with self._read() as conn:
@@ -277,6 +279,11 @@ class SqlStore(RegistryMethods):
     def list_environments(self, name: str | None = None) -> list[EnvironmentRecord]:
         with self._read() as conn:
             return environments.list_environments(conn, name)
+
+
+def _index_artifacts(conn: sa.Connection, run_id: str, artifacts: Sequence[ArtifactInfo]) -> None:
+    rows = {a.path: {"run_id": run_id, "path": a.path, "size": a.size} for a in artifacts}
+    dialects.upsert(conn, schema.artifacts, list(rows.values()), update=["size"])
 
 
 @contextmanager
