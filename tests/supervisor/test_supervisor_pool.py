@@ -16,6 +16,7 @@ from sv_helpers import RunMaker, Waiter, WorkspaceMaker, alive
 from runyard.backends.local import LocalBackend
 from runyard.errors import BackendError
 from runyard.records import RunStatus
+from runyard.supervisor import pool as pool_module
 from runyard.supervisor import reap_lost
 from runyard.supervisor.pool import SupervisorPool
 from runyard.workspace import Resources
@@ -137,6 +138,33 @@ def test_a_killed_worker_leaves_its_run_to_the_reaper(
     assert lost.status is RunStatus.FAILED and lost.reason is not None
     assert lost.reason.startswith("lost:")
     assert ws.store.get_run(other.id).status is RunStatus.COMPLETED
+
+
+@pytest.mark.parametrize("other_thread", [False, True])
+def test_the_helper_is_forked_when_safe_else_a_fresh_interpreter(
+    other_thread: bool, ws: Resources, new_run: RunMaker, wait: Waiter
+) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    if other_thread:  # another thread might hold a lock a forked child would never see freed
+        thread.start()
+    try:
+        if not other_thread and not pool_module._can_fork():
+            pytest.skip("this process cannot fork the helper (not Linux, or too big)")
+        assert pool_module._can_fork() is not other_thread
+        ended, _, on_end = ended_log()
+        run = new_run(ws, command=[sys.executable, "-c", "print('hello')"])
+        with SupervisorPool(ws.layout.root, on_end=on_end) as pool:
+            pool.start(run.id)
+            forked = isinstance(pool._proc, pool_module._ForkedHelper)
+            wait(lambda: run.id in ended, what="the run's end")
+        assert forked is not other_thread
+        assert ws.store.get_run(run.id).status is RunStatus.COMPLETED
+        assert ws.store.run_state(run.id).status is RunStatus.COMPLETED  # this process's store
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join()
 
 
 def test_a_pool_refuses_runs_of_another_workspace(tmp_path: Path) -> None:

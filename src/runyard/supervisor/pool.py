@@ -3,12 +3,17 @@ run after run (a sweep's controller).
 
 A detached ``python -m runyard.supervisor`` costs a fresh interpreter, runyard's imports and
 a cold store (every SQL statement compiled anew), about half a second, for every run. A
-:class:`SupervisorPool` pays that once per worker. It starts one helper process
-(``python -m runyard.supervisor.pool --workspace ROOT``) that imports the supervisor and
-waits; :meth:`SupervisorPool.start` hands it a Queued run, which it gives to an idle worker,
-forking a new one when none is idle. A worker is a process of its own, in its own session,
-that supervises one run at a time exactly as ``python -m runyard.supervisor`` does (its
-output appended to that run's ``supervisor.log``), then waits for the next. When a run is
+:class:`SupervisorPool` pays that once per worker. It starts one helper process that has the
+supervisor imported and waits; :meth:`SupervisorPool.start` hands it a Queued run, which it
+gives to an idle worker, forking a new one when none is idle. The helper is forked from the
+caller when that is safe (one thread, under :data:`FORK_MAX_RSS` resident, the supervisor
+imported: then it starts in milliseconds), with every database connection closed first, as
+SQLite connections must not cross a ``fork()``; otherwise it is a fresh interpreter,
+``python -m runyard.supervisor.pool --workspace ROOT``, which takes about 0.3 s to import.
+
+A worker is a process of its own, in its own session, that supervises one run at a time
+exactly as ``python -m runyard.supervisor`` does (its output appended to that run's
+``supervisor.log``), then waits for the next. When a run is
 over the helper says so, and :class:`SupervisorPool` passes it to ``on_end``: the caller
 learns at once that a run ended.
 
@@ -29,6 +34,8 @@ The helper speaks in lines: a request ``RUN_ID`` on its stdin; on its stdout
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 import os
 import queue
 import select
@@ -36,6 +43,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +61,8 @@ ANSWER_TIMEOUT = 60.0
 KEEP_IDLE = 4
 #: What the helper writes to a busy worker when another worker's run ended.
 WAKE = b"wake\n"
+#: Above this resident size the caller is not forked (every worker would share its pages).
+FORK_MAX_RSS = 1 << 30
 
 
 class SupervisorPool:
@@ -64,7 +74,7 @@ class SupervisorPool:
     def __init__(self, root: Path, *, on_end: Callable[[str], None] | None = None):
         self.root = root
         self.on_end = on_end
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | _ForkedHelper | None = None
         self._answers: queue.Queue[tuple[str, str, str]] = queue.Queue()
         self._reader: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -108,18 +118,21 @@ class SupervisorPool:
             self._stop_helper()
 
     # -- the helper ------------------------------------------------------------------------
-    def _helper(self) -> subprocess.Popen[bytes]:
+    def _helper(self) -> subprocess.Popen[bytes] | _ForkedHelper:
         if self._proc is not None and self._proc.poll() is None:
             return self._proc
         self._stop_helper()
         argv = [sys.executable, "-m", "runyard.supervisor.pool", "--workspace", str(self.root)]
         try:
-            self._proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                start_new_session=True,  # no terminal signal reaches it or its workers
-            )
+            if _can_fork():
+                self._proc = _ForkedHelper(self.root)
+            else:
+                self._proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    start_new_session=True,  # no terminal signal reaches it or its workers
+                )
         except OSError as e:
             raise BackendError(f"could not start the supervisor pool: {e}") from e
         self._reader = threading.Thread(
@@ -128,7 +141,7 @@ class SupervisorPool:
         self._reader.start()
         return self._proc
 
-    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+    def _read(self, proc: subprocess.Popen[bytes] | _ForkedHelper) -> None:
         assert proc.stdout is not None
         for raw in proc.stdout:
             kind, _, rest = raw.decode("utf-8", "replace").rstrip("\n").partition("\t")
@@ -159,6 +172,93 @@ class SupervisorPool:
             proc.stdout.close()
         while not self._answers.empty():  # a reply nobody waits for any more
             self._answers.get_nowait()
+
+
+def _can_fork() -> bool:
+    """Whether this process may fork the helper: one thread (a fork copies no other thread,
+    and any lock one held stays held), not too big, the supervisor already imported."""
+    if "runyard.supervisor.run" not in sys.modules or "runyard.store.sql" not in sys.modules:
+        return False
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:  # noqa: PTH123
+            status = dict(line.split(":", 1) for line in f if ":" in line)
+        threads = int(status["Threads"])
+        rss = int(status["VmRSS"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return False  # not Linux: start a fresh interpreter
+    return threads == 1 and rss <= FORK_MAX_RSS
+
+
+class _ForkedHelper:
+    """The helper forked from this process, with what the pool uses of
+    :class:`subprocess.Popen`."""
+
+    def __init__(self, root: Path):
+        from runyard.store.sql.engine import close_connections
+
+        requests_r, requests_w = os.pipe()
+        answers_r, answers_w = os.pipe()
+        close_connections()  # no database connection crosses the fork
+        for stream in (sys.stdout, sys.stderr):  # nor output buffered here
+            with contextlib.suppress(Exception):
+                stream.flush()
+        pid = os.fork()
+        if pid == 0:
+            _forked_helper(str(root), requests_r, answers_w)  # does not return
+        os.close(requests_r)
+        os.close(answers_w)
+        self.pid = pid
+        self.stdin = os.fdopen(requests_w, "wb")
+        self.stdout = os.fdopen(answers_r, "rb")
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: its status is lost
+                self.returncode = 0
+            else:
+                if pid == self.pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"supervisor pool (pid {self.pid})", timeout or 0)
+            time.sleep(0.005)
+        return code
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def _forked_helper(root: str, requests: int, answers: int) -> None:
+    """The forked helper: as ``python -m runyard.supervisor.pool`` would be, then exit."""
+    code = 1
+    try:
+        os.setsid()  # no terminal signal reaches it or its workers
+        os.dup2(requests, 0)
+        os.dup2(answers, 1)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the caller's files (its lock) are not ours
+        for sig in signal.valid_signals():  # the caller's handlers are not ours either
+            if callable(signal.getsignal(sig)):
+                signal.signal(sig, signal.SIG_DFL)
+        # Nor its standard streams (replaced by a test runner, a notebook): plain files on
+        # descriptors 1 and 2, as an interpreter of its own would have.
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+        logging.root.handlers.clear()  # which may write to the streams replaced
+        code = _Helper(root).serve()
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
 
 
 # -- the helper process ----------------------------------------------------------------------

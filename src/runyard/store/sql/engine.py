@@ -92,6 +92,15 @@ def _after_fork_in_child() -> None:
         engine.dispose(close=False)  # the child opens connections of its own
 
 
+def close_connections() -> None:
+    """Close the pooled connections of every engine of this process (each reconnects when
+    next used): before a ``fork()`` whose child may open the same SQLite database, which
+    must not inherit an open connection to it. Connections in use are left alone, so call
+    it between store calls of a single-threaded process."""
+    for engine in list(_LIVE):
+        engine.dispose()
+
+
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
