@@ -22,6 +22,7 @@ def test_sweep_file_runs_then_show_and_best_read_it(ws: Resources, sweep_file: S
     done = runyard_cli(ws, "sweep", str(path))
     assert done.returncode == 0, done.stderr
     assert "Completed" in done.stderr and "best acc" in done.stderr
+    assert done.stdout.endswith("\n")  # the live table's last line, in a pipe too
     sweep_id = json.loads(runyard_cli(ws, "ls", "--tag", "runyard.type=sweep", "--json").stdout)[0][
         "id"
     ]

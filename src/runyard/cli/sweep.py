@@ -84,8 +84,26 @@ def _drive(ws: Any, parent: Run, *, detach: bool, verb: str) -> None:
     _say(f"sweep {parent.id} (experiment {parent.experiment}) {verb}; Ctrl-C cancels it")
     from rich.live import Live
 
-    with Live(console=_console(), auto_refresh=True, refresh_per_second=4) as live:
-        final = resume_sweep(ws, parent.id, on_update=lambda s: live.update(_live_table(s)))
+    # The table (and its refresh thread) starts with the first update, once the first trials
+    # were submitted: the controller's supervisor pool is then forked from a process of one
+    # thread, which starts in milliseconds (see runyard.supervisor.pool).
+    live: Live | None = None
+    console = _console()
+
+    def show(state: Any) -> None:
+        nonlocal live
+        if live is None:
+            live = Live(console=console, auto_refresh=True, refresh_per_second=4)
+            live.start()
+        live.update(_live_table(state))
+
+    try:
+        final = resume_sweep(ws, parent.id, on_update=show)
+    finally:
+        if live is not None:
+            live.stop()
+            if not console.is_terminal:  # a file or a pipe: the table's last line ends here
+                console.line()
     _say(_summary(ws, final))
     sys.exit(exit_code_of(final))
 
