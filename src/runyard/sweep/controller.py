@@ -171,8 +171,6 @@ class SweepController:
         #: Every trial as last read, by run id; ended ones are not read again. Changed
         #: through :meth:`_keep` only.
         self._runs: dict[str, Run] = {}
-        #: The trials' states as last read, by run id.
-        self._states: dict[str, RunState] = {}
         #: Each trial's :class:`Trial` view, by run id (made again when its record changes).
         self._trial_views: dict[str, Trial] = {}
         #: The trials by index and the best of them; None once a trial changed.
@@ -306,7 +304,7 @@ class SweepController:
         whole = [i for i in active if i in states and (display or states[i].status.is_terminal)]
         for run_id in active:
             state = states.get(run_id)
-            if state is not None and state != self._states.get(run_id) and run_id not in whole:
+            if state is not None and run_id not in whole and state != _state_of(self._runs[run_id]):
                 self._keep(_with_state(self._runs[run_id], state))
         for run in self.store.search_runs(ids=whole) if whole else ():
             self._keep(run)
@@ -479,7 +477,6 @@ class SweepController:
     def _keep(self, run: Run) -> None:
         """Hold ``run`` as the trial's latest record."""
         self._runs[run.id] = run
-        self._states[run.id] = _state_of(run)
         self._trial_views[run.id] = trial_of(run, self.spec)
         self._view = None
 
