@@ -130,6 +130,11 @@ class Run:
 
         return (self.ended_at or time.time()) - self.started_at
 
+    @property
+    def state(self) -> RunState:
+        """Its lifecycle fields."""
+        return RunState(**{name: getattr(self, name) for name in RunState.__dataclass_fields__})
+
 
 @dataclass(frozen=True)
 class RunState:

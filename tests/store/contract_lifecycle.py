@@ -223,6 +223,7 @@ def test_run_state_is_the_lifecycle_part_of_the_record(store: Store) -> None:
     store.request_cancel(run_id, "enough")
     state, run = store.run_state(run_id), store.get_run(run_id)
     assert state == RunState(**{f.name: getattr(run, f.name) for f in dataclasses.fields(state)})
+    assert run.state == state
     assert (state.status, state.cancel_requested, state.cancel_reason) == (
         S.RUNNING,
         True,

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda _sig, _frame: supervisor.interrupt("canceled: supervisor received SIGTERM"),
         )
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        run = supervisor.execute()
+        run = supervisor.supervise()
         print(f"run {run.id}: {run.status}" + (f" ({run.reason})" if run.reason else ""))
     finally:
         resources.close()

@@ -443,7 +443,7 @@ def _work(root: str, queue_fd: int, done_fd: int) -> int:
                 if resources is None:
                     resources = Resources.open(root)
                 current.append(Supervisor(resources, run_id, slot_freed=slot_freed))
-                run = current[0].execute()
+                run = current[0].supervise()
                 print(f"run {run.id}: {run.status}" + (f" ({run.reason})" if run.reason else ""))
                 ok = run.status.is_terminal
             except Exception:

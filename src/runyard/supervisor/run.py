@@ -201,6 +201,16 @@ class Supervisor:
         Returns at once, with the record as it is, when the run is already terminal (e.g.
         canceled while Queued). Raises :class:`~runyard.errors.BackendError`, changing
         nothing, for a run that is active or has a live supervisor elsewhere."""
+        result = self._supervise()
+        return result if isinstance(result, Run) else self.store.get_run(self.run_id)
+
+    def supervise(self) -> RunState:
+        """As :meth:`execute`, returning the final lifecycle fields only (what a detached
+        supervisor reports): one read of the whole record fewer."""
+        result = self._supervise()
+        return result.state if isinstance(result, Run) else result
+
+    def _supervise(self) -> Run | RunState:
         run = self.store.get_run(self.run_id)
         self.run_id = run.id
         if run.status.is_terminal:
@@ -220,7 +230,7 @@ class Supervisor:
             return e.run
         except _NotOurs as e:
             self._warn(str(e))
-            return self.store.get_run(self.run_id)
+            return self.store.run_state(self.run_id)
         except KeyboardInterrupt:
             self._abort(RunStatus.CANCELED, "canceled by user (interrupt)", None)
             raise
@@ -234,7 +244,7 @@ class Supervisor:
                 raise
             if not isinstance(e, Exception):
                 raise
-            return self.store.get_run(self.run_id)
+            return self.store.run_state(self.run_id)
         finally:
             self._periodic.stop()
             if self._sampling is not None:
@@ -245,7 +255,7 @@ class Supervisor:
             diag.close()
 
     # -- the steps -----------------------------------------------------------------------
-    def _execute(self, run: Run) -> Run:
+    def _execute(self, run: Run) -> RunState:
         spec = JobSpec.from_dict(run.spec)
         host, pid = socket.gethostname(), os.getpid()
         if (run.host, run.supervisor_pid) != (host, pid):  # else its submitter recorded it
@@ -254,14 +264,14 @@ class Supervisor:
         beat = self.settings.heartbeat_interval
         self._periodic.add("heartbeat", beat, self._heartbeat, first=beat)
         if not self._wait_for_slot(run):
-            return self.store.get_run(self.run_id)
+            return self.store.run_state(self.run_id)
         self._entered(RunStatus.PREPARING, None)  # what the claim recorded
         try:
             wd = prepare_workdir(self.resources.layout, run, spec)
         except RunyardError as e:  # e.g. a damaged snapshot
             return self._end_unstarted(RunStatus.FAILED, f"preparing failed: {e}")
         environment = self._environment(spec, wd)
-        if isinstance(environment, Run):
+        if isinstance(environment, RunState):
             return environment  # it could not be prepared, or a cancel came meanwhile
         if (ended := self._stop_if_asked()) is not None:
             return ended
@@ -395,7 +405,7 @@ class Supervisor:
         stop: _Stop | None,
         live: _Live,
         wd: WorkDir,
-    ) -> Run:
+    ) -> RunState:
         assert self._periodic is not None
         self._periodic.remove(SAMPLER_JOB)
         # Finalizing is written as this step begins when it may take a while (processes to
@@ -448,10 +458,9 @@ class Supervisor:
             if failed is not None:
                 status, why, error = RunStatus.FAILED, failed, failed
         self._periodic.stop()  # no heartbeat after the last status
-        self._move(
+        return self._move(
             status, reason=why, exit_code=exit_code, error=error, via=finalizing, artifacts=stored
         )
-        return self.store.get_run(self.run_id)
 
     # -- stopping --------------------------------------------------------------------------
     def _cancel_reason(self) -> str | None:
@@ -462,7 +471,7 @@ class Supervisor:
             return state.cancel_reason or "canceled by user"
         return None
 
-    def _stop_if_asked(self) -> Run | None:
+    def _stop_if_asked(self) -> RunState | None:
         """Between the steps before the command starts: cancel the run if asked to."""
         reason = self._interrupted or self._cancel_reason()
         if reason is None:
@@ -476,12 +485,11 @@ class Supervisor:
         error: str | None = None,
         *,
         via: list[tuple[RunStatus, float]] | None = None,
-    ) -> Run:
+    ) -> RunState:
         self._diag_write(f"ending before the command started: {status} ({reason})")
         if self._periodic is not None:
             self._periodic.stop()
-        self._move(status, reason=reason, error=error, via=via)
-        return self.store.get_run(self.run_id)
+        return self._move(status, reason=reason, error=error, via=via)
 
     def _begin_stop(self, procs: Gang, reason: str, *, soft: bool = False) -> _Stop:
         grace = 0.0 if self._force else self.settings.kill_grace
@@ -573,10 +581,10 @@ class Supervisor:
             self._sampling = job
             self._periodic.add(SAMPLER_JOB, every, job, first=0.0)
 
-    def _environment(self, spec: JobSpec, wd: WorkDir) -> Environment | Run | None:
+    def _environment(self, spec: JobSpec, wd: WorkDir) -> Environment | RunState | None:
         """Preparing: the run's environment, materialized and held (None: runyard's own
         interpreter as is). While it builds, a cancel request or :meth:`interrupt` stops the
-        build. Returns the ended run when it could not be prepared or was canceled."""
+        build. Returns the ended run's state when it could not be prepared or was canceled."""
         if spec.environment.is_ambient:
             return None
         from runyard.envs import EnvironmentBuildError

@@ -304,7 +304,7 @@ class SweepController:
         whole = [i for i in active if i in states and (display or states[i].status.is_terminal)]
         for run_id in active:
             state = states.get(run_id)
-            if state is not None and run_id not in whole and state != _state_of(self._runs[run_id]):
+            if state is not None and run_id not in whole and state != self._runs[run_id].state:
                 self._keep(_with_state(self._runs[run_id], state))
         for run in self.store.search_runs(ids=whole) if whole else ():
             self._keep(run)
@@ -520,7 +520,3 @@ _STATE_FIELDS = tuple(f.name for f in dataclasses.fields(RunState))
 def _with_state(run: Run, state: RunState) -> Run:
     """``run`` with the lifecycle fields of ``state`` (the same run, read later)."""
     return dataclasses.replace(run, **{name: getattr(state, name) for name in _STATE_FIELDS})
-
-
-def _state_of(run: Run) -> RunState:
-    return RunState(**{name: getattr(run, name) for name in _STATE_FIELDS})
