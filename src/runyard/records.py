@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, NamedTuple
 
 
@@ -133,7 +133,11 @@ class Run:
     @property
     def state(self) -> RunState:
         """Its lifecycle fields."""
-        return RunState(**{name: getattr(self, name) for name in RunState.__dataclass_fields__})
+        return RunState(**{name: getattr(self, name) for name in _STATE_FIELDS})
+
+    def with_state(self, state: RunState) -> Run:
+        """This record with the lifecycle fields of ``state`` (the same run, read later)."""
+        return replace(self, **{name: getattr(state, name) for name in _STATE_FIELDS})
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,9 @@ class RunState:
     heartbeat_at: float | None = None
     cancel_requested: bool = False
     cancel_reason: str | None = None
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(RunState))
 
 
 @dataclass(frozen=True)

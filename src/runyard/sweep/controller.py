@@ -42,7 +42,6 @@ never drive one sweep: each holds an exclusive lock on ``runs/<sweep>/controller
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import os
 import socket
@@ -54,7 +53,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from runyard.errors import BackendError, InvalidTransition, UserError
-from runyard.records import MetricPoint, Run, RunState, RunStatus
+from runyard.records import MetricPoint, Run, RunStatus
 from runyard.supervisor.pool import SupervisorPool
 from runyard.sweep.results import (
     BEST_TRIAL_TAG,
@@ -225,7 +224,7 @@ class SweepController:
                 break
             order = [RunStatus.QUEUED, RunStatus.PREPARING, RunStatus.STARTING, RunStatus.RUNNING]
             if order.index(parent.status) < order.index(status):
-                parent = _with_state(parent, self.store.transition(self.sweep_id, status))
+                parent = parent.with_state(self.store.transition(self.sweep_id, status))
         if parent.status.is_terminal:
             return parent
         self.store.set_tags(
@@ -300,12 +299,12 @@ class SweepController:
         that had not ended). Returns the parent as it is now."""
         active = [run_id for run_id, r in self._runs.items() if not r.status.is_terminal]
         states = self.store.run_states([self.sweep_id, *active])
-        parent = _with_state(parent, states[self.sweep_id])
+        parent = parent.with_state(states[self.sweep_id])
         whole = [i for i in active if i in states and (display or states[i].status.is_terminal)]
         for run_id in active:
             state = states.get(run_id)
             if state is not None and run_id not in whole and state != self._runs[run_id].state:
-                self._keep(_with_state(self._runs[run_id], state))
+                self._keep(self._runs[run_id].with_state(state))
         for run in self.store.search_runs(ids=whole) if whole else ():
             self._keep(run)
             if run.status.is_terminal:
@@ -512,11 +511,3 @@ class SweepController:
         if self.on_update is not None:
             self.on_update(SweepState(final, self.spec, trials, best))
         return final
-
-
-_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(RunState))
-
-
-def _with_state(run: Run, state: RunState) -> Run:
-    """``run`` with the lifecycle fields of ``state`` (the same run, read later)."""
-    return dataclasses.replace(run, **{name: getattr(state, name) for name in _STATE_FIELDS})
