@@ -20,7 +20,7 @@ from runyard.errors import StoreError, UserError
 from runyard.records import MetricPoint
 from runyard.store import open_store
 from runyard.store.sql import SqlStore, runs
-from runyard.store.sql.engine import HEAD_REVISION, alembic_config, create_engine
+from runyard.store.sql.engine import HEAD_REVISION, alembic_config, create_engine, transaction
 from runyard.store.sql.schema import metadata
 
 from .contract import *  # noqa: F403
@@ -111,6 +111,53 @@ def test_sqlite_store_uses_wal(sqlite_url: str, tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         conn.close()
+
+
+def test_transactions_are_atomic(store_url: str) -> None:
+    SqlStore.open(store_url).close()
+    engine = create_engine(store_url)
+    insert = sa.text("INSERT INTO experiments (name, created_at) VALUES ('half-done', 0)")
+    try:
+        with pytest.raises(RuntimeError), transaction(engine, write=True) as conn:
+            conn.execute(insert)
+            raise RuntimeError("fails after a statement")
+        with transaction(engine) as conn:
+            names = conn.scalars(sa.text("SELECT name FROM experiments")).all()
+        assert "half-done" not in names
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_transactions_read_one_snapshot_and_writes_lock_up_front(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    SqlStore.open(sqlite_url).close()
+    engine = create_engine(sqlite_url)
+
+    @sa.event.listens_for(engine, "connect")
+    def _short_wait(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        dbapi_conn.execute("PRAGMA busy_timeout = 50")  # after the engine's own 60 s
+
+    other = sqlite3.connect(tmp_path / "runyard.db", isolation_level=None)
+    count = sa.text("SELECT count(*) FROM experiments")
+    try:
+        with transaction(engine) as conn:
+            before = conn.scalar(count)
+            other.execute("INSERT INTO experiments (name, created_at) VALUES ('meanwhile', 0)")
+            assert conn.scalar(count) == before  # one snapshot, not a statement each
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        with transaction(engine) as conn:  # reading does not wait for it
+            assert conn.scalar(count) == before + 1
+        locked = pytest.raises(sa.exc.OperationalError, match="database is locked")
+        with locked, transaction(engine, write=True):
+            pass  # BEGIN IMMEDIATE itself waits for the lock, then fails
+        with pytest.raises(StoreError, match="database is locked"):
+            SqlStore(engine).get_or_create_experiment("refused")
+        other.execute("COMMIT")
+        assert SqlStore(engine).get_or_create_experiment("now").name == "now"
+    finally:
+        other.close()
+        engine.dispose()
 
 
 def test_database_errors_become_store_errors(tmp_path: Path) -> None:

@@ -1,18 +1,22 @@
 """Engines for store URLs, and schema migration with Alembic.
 
 SQLite engines run in WAL mode with ``synchronous=NORMAL``, a 60 s busy timeout and foreign
-keys on. pysqlite's own transaction handling is switched off (the recipe in SQLAlchemy's
-SQLite documentation) so that the store decides how each transaction begins: reads with a
-plain ``BEGIN``, writes with ``BEGIN IMMEDIATE``, which takes the write lock up front (waiting
-up to the busy timeout) instead of failing with "database is locked" when a read transaction
-later tries to write.
+keys on. pysqlite's own transaction handling is switched off so that the store decides how
+each transaction begins (:func:`transaction`): reads with a plain ``BEGIN``, writes with
+``BEGIN IMMEDIATE``, which takes the write lock up front (waiting up to the busy timeout)
+instead of failing with "database is locked" when a read transaction later tries to write.
+``BEGIN`` is emitted by :func:`transaction` rather than by a ``begin`` event listener (the
+recipe in SQLAlchemy's SQLite documentation): any connection-event listener makes
+SQLAlchemy dispatch events around every statement, which cost about a third of a short
+transaction's time. So every transaction on these engines starts with :func:`transaction`.
 """
 
 from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -23,8 +27,6 @@ from runyard.store.sql import dialects
 if TYPE_CHECKING:
     from alembic.config import Config
 
-#: Execution option that marks a connection's transactions as writes.
-WRITE = "runyard_write"
 #: The newest revision in ``migrations/versions`` (a test keeps the two in step). Knowing it
 #: lets :func:`migrate` check a current schema without loading Alembic.
 HEAD_REVISION = "0003"
@@ -47,18 +49,13 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # the "begin" hook below emits BEGIN
+        dbapi_conn.isolation_level = None  # transaction() emits BEGIN
         cursor = dbapi_conn.cursor()
         try:
             for pragma in _SQLITE_PRAGMAS:
                 cursor.execute(pragma)
         finally:
             cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        write = conn.get_execution_options().get(WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
 
@@ -121,6 +118,28 @@ def create_engine(url: str) -> sa.Engine:
     return engine
 
 
+@contextmanager
+def transaction(engine: sa.Engine, *, write: bool = False) -> Iterator[sa.Connection]:
+    """A connection inside a transaction, committed when the block ends (rolled back if it
+    raises). ``write``: on SQLite, take the write lock now (``BEGIN IMMEDIATE``)."""
+    with engine.connect() as conn, conn.begin():
+        if engine.dialect.name == "sqlite":
+            _begin_sqlite(conn, "BEGIN IMMEDIATE" if write else "BEGIN")
+        yield conn
+
+
+def _begin_sqlite(conn: sa.Connection, statement: str) -> None:
+    # Straight to the driver: through SQLAlchemy's execution path a bare BEGIN costs as much
+    # as a query. Its errors are wrapped as SQLAlchemy would have.
+    dbapi = conn.dialect.loaded_dbapi
+    driver = conn.connection.driver_connection  # a sqlite3.Connection
+    assert driver is not None  # checked out of the pool, so open
+    try:
+        driver.execute(statement)
+    except dbapi.Error as e:
+        raise sa.exc.DBAPIError.instance(statement, None, e, dbapi.Error) from e
+
+
 def alembic_config() -> Config:
     """Alembic's configuration for the store's migrations; no ``alembic.ini`` involved."""
     from alembic.config import Config
@@ -147,12 +166,10 @@ def migrate(engine: sa.Engine) -> None:
 
     config = alembic_config()
     try:
-        with engine.connect() as conn:
-            conn.execution_options(**{WRITE: True})
-            with conn.begin():
-                dialects.lock(conn, "runyard.migrate")
-                config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+        with transaction(engine, write=True) as conn:
+            dialects.lock(conn, "runyard.migrate")
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
     except CommandError as e:
         raise StoreError(
             f"cannot migrate the store's schema ({e}); is it from a newer runyard?"

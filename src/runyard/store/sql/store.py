@@ -26,7 +26,7 @@ from runyard.records import (
     StatusChange,
 )
 from runyard.store.sql import dialects, environments, lifecycle, metrics, runs, schema
-from runyard.store.sql.engine import WRITE, create_engine, migrate
+from runyard.store.sql.engine import create_engine, migrate, transaction
 from runyard.store.sql.registry import RegistryMethods
 
 
@@ -61,15 +61,13 @@ class SqlStore(RegistryMethods):
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
-        with _translated(self._name), self._engine.connect() as conn, conn.begin():
+        with _translated(self._name), transaction(self._engine) as conn:
             yield conn
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
-        with _translated(self._name), self._engine.connect() as conn:
-            conn.execution_options(**{WRITE: True})
-            with conn.begin():
-                yield conn
+        with _translated(self._name), transaction(self._engine, write=True) as conn:
+            yield conn
 
     # -- experiments -------------------------------------------------------------------------
 

@@ -38,11 +38,11 @@ def main() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    from runyard.store.sql.engine import create_engine
+    from runyard.store.sql.engine import create_engine, transaction
 
     engine = create_engine(url or "")
     try:
-        with engine.begin() as conn:
+        with transaction(engine, write=True) as conn:
             _run(conn)
     finally:
         engine.dispose()
