@@ -110,6 +110,16 @@ def test_claim_takes_only_the_oldest_queued_run_of_its_compute(store: Store) -> 
     assert [c.status for c in store.status_history(b)] == [S.QUEUED, S.PREPARING]
 
 
+def test_claim_records_the_claiming_supervisor(store: Store) -> None:
+    a, b = new_run(store), new_run(store)
+    assert store.claim(b, slots=5, supervisor=("node-1", 4321)) is False  # a is older
+    assert store.get_run(b).supervisor_pid is None  # nothing recorded by a refused claim
+    assert store.claim(a, slots=5, supervisor=("node-1", 4321)) is True
+    claimed = store.run_state(a)
+    assert (claimed.status, claimed.host, claimed.supervisor_pid) == (S.PREPARING, "node-1", 4321)
+    assert claimed.heartbeat_at is not None
+
+
 def test_claim_respects_slots(store: Store) -> None:
     a, b = new_run(store, compute="gpu"), new_run(store, compute="gpu")
     assert store.claim(a, slots=1) is True

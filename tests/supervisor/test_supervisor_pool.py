@@ -16,7 +16,7 @@ from sv_helpers import RunMaker, Waiter, WorkspaceMaker, alive
 
 from runyard.backends.local import LocalBackend
 from runyard.errors import BackendError
-from runyard.records import RunStatus
+from runyard.records import MetricPoint, RunStatus
 from runyard.supervisor import pool as pool_module
 from runyard.supervisor import reap_lost
 from runyard.supervisor.pool import SupervisorPool
@@ -57,6 +57,41 @@ def test_workers_supervise_run_after_run_and_report_each_end(
         assert log == f"run {i}\n"
         assert f"supervisor starts for run {run.id}" in ws.layout.supervisor_log(run.id).read_text()
     wait(lambda: not alive(pid), what="the idle worker to exit once the pool closed")
+
+
+def test_a_run_handed_over_with_its_record_needs_no_read_and_a_stale_record_no_harm(
+    ws: Resources, new_run: RunMaker, wait: Waiter
+) -> None:
+    ended, _, on_end = ended_log()
+    fresh = new_run(ws, files={"train.py": "print('from its snapshot')"})
+    canceled = new_run(ws, command=[sys.executable, "-c", "print('must not run')"])
+    ws.store.request_cancel(canceled.id, "changed my mind")  # after its record was taken
+    with SupervisorPool(ws.layout.root, on_end=on_end) as pool:
+        backend = LocalBackend(ws, starter=pool.start)
+        backend.submit(fresh.id, created=fresh)
+        backend.submit(canceled.id, created=canceled)  # the record still says Queued
+        wait(lambda: {fresh.id, canceled.id} <= set(ended), what="both ends")
+    done = ws.store.get_run(fresh.id)
+    assert done.status is RunStatus.COMPLETED, done.reason
+    assert done.supervisor_pid is not None and done.supervisor_pid != os.getpid()
+    log = (ws.layout.work_dir(fresh.id) / "logs" / "std_log.txt").read_text()
+    assert log == "from its snapshot\n"
+    left = ws.store.get_run(canceled.id)
+    assert (left.status, left.reason) == (RunStatus.CANCELED, "changed my mind")
+    assert not (ws.layout.work_dir(canceled.id) / "logs" / "std_log.txt").exists()
+    assert "ended while queued" in ws.layout.supervisor_log(canceled.id).read_text()
+
+
+def test_records_cross_to_the_worker_whole(ws: Resources, new_run: RunMaker) -> None:
+    run = new_run(ws, files={"train.py": "pass"})
+    ws.store.set_tags(run.id, {"a\tb": "c\nd"})
+    ws.store.log_params(run.id, {"lr": "0.1"})
+    ws.store.log_metrics(run.id, [MetricPoint("loss", 0.25, 0, 1.5)])
+    whole = ws.store.get_run(run.id)
+    request = f"{run.id}\t{pool_module._encode(whole)}"
+    assert "\n" not in request
+    assert pool_module._decode(request) == (run.id, whole)
+    assert pool_module._decode(run.id) == (run.id, None)
 
 
 def test_runs_at_once_get_a_worker_each(ws: Resources, new_run: RunMaker, wait: Waiter) -> None:

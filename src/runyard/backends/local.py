@@ -20,8 +20,9 @@ from runyard.supervisor import Supervisor
 from runyard.supervisor.reaper import supervisor_alive
 from runyard.workspace import Resources
 
-#: Starts a supervisor for a run of a workspace and returns its pid.
-Starter = Callable[[str, Path], int]
+#: Starts a supervisor for a run of a workspace (given its record when the submitter has
+#: just created it) and returns its pid.
+Starter = Callable[[str, Path, Run | None], int]
 
 
 class LocalBackend:
@@ -35,11 +36,12 @@ class LocalBackend:
         self.resources = resources
         self.starter = starter
 
-    def submit(self, run_id: str) -> None:
+    def submit(self, run_id: str, *, created: Run | None = None) -> None:
         """Start a detached supervisor for the run (its full id); return once it is
-        recorded."""
+        recorded. ``created``: the run's record, when the caller has just created it: it is
+        not read again, and a starter hands it to the supervisor."""
         store = self.resources.store
-        run = store.run_state(run_id)
+        run = created.state if created is not None else store.run_state(run_id)
         if run.status is not RunStatus.QUEUED:
             raise InvalidTransition(f"run {run.id} is {run.status}; only a Queued run can start")
         host = socket.gethostname()
@@ -49,7 +51,7 @@ class LocalBackend:
             )
         root = self.resources.layout.root
         if self.starter is not None:
-            pid = self.starter(run.id, root)
+            pid = self.starter(run.id, root, created)
         else:
             pid = start_detached(
                 [sys.executable, "-m", "runyard.supervisor", run.id, "--workspace", str(root)],

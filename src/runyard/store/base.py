@@ -134,10 +134,11 @@ class Store(Protocol):
         (as :meth:`record_artifacts`) in the same transaction."""
         ...
 
-    def claim(self, run_id: str, *, slots: int) -> bool:
+    def claim(self, run_id: str, *, slots: int, supervisor: tuple[str, int] | None = None) -> bool:
         """Atomically move ``run_id`` from Queued to Preparing if it is the oldest Queued run
         on its compute target and fewer than ``slots`` runs there are active. Returns whether
-        it did. A run that is no longer Queued returns False."""
+        it did. A run that is no longer Queued returns False. ``supervisor``: the claimer's
+        ``(host, pid)``, recorded with the claim as :meth:`attach_supervisor` would."""
         ...
 
     def attach_supervisor(self, run_id: str, *, host: str, pid: int) -> None:

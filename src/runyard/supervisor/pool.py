@@ -26,15 +26,18 @@ When a run ends, the helper also tells the other busy workers: one whose run wai
 slot claims it at once instead of at its next poll (a caller may submit more runs than there
 are slots, and each then starts the moment a slot frees).
 
-The helper speaks in lines: a request ``RUN_ID`` on its stdin; on its stdout
-``started<TAB>RUN_ID<TAB>PID`` or ``error<TAB>RUN_ID<TAB>MESSAGE``, and later
-``ended<TAB>RUN_ID<TAB>PID``. It writes ``RUN_ID`` or ``wake`` lines to a worker.
+The helper speaks in lines: a request ``RUN_ID`` on its stdin, or ``RUN_ID<TAB>RECORD``
+when the caller has the run's record (its fields as JSON: the worker need not read it from
+the store); on its stdout ``started<TAB>RUN_ID<TAB>PID`` or ``error<TAB>RUN_ID<TAB>MESSAGE``,
+and later ``ended<TAB>RUN_ID<TAB>PID``. It writes requests or ``wake`` lines to a worker.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
+import json
 import logging
 import os
 import queue
@@ -52,6 +55,7 @@ from typing import TYPE_CHECKING
 from runyard.errors import BackendError
 
 if TYPE_CHECKING:
+    from runyard.records import Run
     from runyard.supervisor.run import Supervisor
     from runyard.workspace import Resources
 
@@ -85,19 +89,21 @@ class SupervisorPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def start(self, run_id: str, root: Path | None = None) -> int:
-        """Have a worker supervise ``run_id`` (Queued); the worker's pid.
+    def start(self, run_id: str, root: Path | None = None, record: Run | None = None) -> int:
+        """Have a worker supervise ``run_id`` (Queued); the worker's pid. ``record``: the
+        run's record as the caller has just created it, handed to the worker.
 
         Raises :class:`~runyard.errors.BackendError` when the pool cannot start it."""
         if root is not None and Path(root) != self.root:
             raise BackendError(f"run {run_id} is not in {self.root}")
         if not run_id.isalnum():
             raise BackendError(f"cannot start a supervisor for run {run_id!r}: not a run id")
+        request = run_id if record is None else f"{run_id}\t{_encode(record)}"
         with self._lock:
             proc = self._helper()
             assert proc.stdin is not None
             try:
-                proc.stdin.write(f"{run_id}\n".encode())
+                proc.stdin.write(f"{request}\n".encode())
                 proc.stdin.flush()
                 kind, rid, detail = self._answers.get(timeout=ANSWER_TIMEOUT)
             except (OSError, queue.Empty) as e:
@@ -172,6 +178,21 @@ class SupervisorPool:
             proc.stdout.close()
         while not self._answers.empty():  # a reply nobody waits for any more
             self._answers.get_nowait()
+
+
+def _encode(record: Run) -> str:
+    return json.dumps(dataclasses.asdict(record), separators=(",", ":"))  # one line
+
+
+def _decode(request: str) -> tuple[str, Run | None]:
+    """A request's run id, and the run's record if it came with one."""
+    from runyard.records import Run, RunStatus
+
+    run_id, _, record = request.partition("\t")
+    if not record:
+        return run_id, None
+    fields = json.loads(record)
+    return run_id, Run(**{**fields, "status": RunStatus(fields["status"])})
 
 
 def _can_fork() -> bool:
@@ -318,7 +339,8 @@ class _Helper:
                 os.close(w.queue_fd)
         return 0
 
-    def assign(self, run_id: str) -> None:
+    def assign(self, request: str) -> None:
+        run_id = request.partition("\t")[0]
         idle = next(
             (w for w in self.workers.values() if w.run_id is None and w.queue_fd >= 0), None
         )
@@ -334,7 +356,7 @@ class _Helper:
                 return
             self.workers[idle.pid] = idle
         try:
-            os.write(idle.queue_fd, f"{run_id}\n".encode())
+            os.write(idle.queue_fd, f"{request}\n".encode())
         except OSError as e:  # it died meanwhile
             _say("error", run_id, f"the worker (pid {idle.pid}) is gone: {e}")
             return
@@ -421,17 +443,18 @@ def _work(root: str, queue_fd: int, done_fd: int) -> int:
     signal.signal(signal.SIGTERM, on_term)
     layout = Layout(Path(root))
     resources: Resources | None = None
-    runs: queue.Queue[str | None] = queue.Queue()
+    requests: queue.Queue[str | None] = queue.Queue()
     slot_freed = threading.Event()
     threading.Thread(
         target=_read_queue,
-        args=(queue_fd, runs, slot_freed),
+        args=(queue_fd, requests, slot_freed),
         name="runyard pool queue",
         daemon=True,
     ).start()
     try:
-        while (run_id := runs.get()) is not None:  # a signal interrupts the wait
+        while (request := requests.get()) is not None:  # a signal interrupts the wait
             slot_freed.clear()
+            run_id, record = _decode(request)
             path = layout.supervisor_log(run_id)
             path.parent.mkdir(parents=True, exist_ok=True)
             log = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -442,7 +465,7 @@ def _work(root: str, queue_fd: int, done_fd: int) -> int:
             try:
                 if resources is None:
                     resources = Resources.open(root)
-                current.append(Supervisor(resources, run_id, slot_freed=slot_freed))
+                current.append(Supervisor(resources, run_id, slot_freed=slot_freed, record=record))
                 run = current[0].supervise()
                 print(f"run {run.id}: {run.status}" + (f" ({run.reason})" if run.reason else ""))
                 ok = run.status.is_terminal
@@ -463,16 +486,16 @@ def _work(root: str, queue_fd: int, done_fd: int) -> int:
     return 0
 
 
-def _read_queue(fd: int, runs: queue.Queue[str | None], slot_freed: threading.Event) -> None:
-    """A worker's reader of its queue: run ids to ``runs`` (None at EOF); ``wake`` sets
-    ``slot_freed``."""
+def _read_queue(fd: int, requests: queue.Queue[str | None], slot_freed: threading.Event) -> None:
+    """A worker's reader of its queue: requests to ``requests`` (None at EOF); ``wake``
+    sets ``slot_freed``."""
     with os.fdopen(fd, "rb", buffering=0) as reader:
         for line in reader:
             if line == WAKE:
                 slot_freed.set()
             else:
-                runs.put(line.decode().strip())
-    runs.put(None)
+                requests.put(line.decode().strip())
+    requests.put(None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -153,7 +153,9 @@ class Supervisor:
     once if the run has to wait for a slot. ``slot_freed``, when given, is set by whoever
     learns that a run on this machine ended (a :class:`~runyard.supervisor.pool.SupervisorPool`
     worker's pool): a run waiting for a slot then tries again at once rather than at its
-    next poll."""
+    next poll. ``record``, when given, is the run's record as its submitter has just
+    created it, which is then not read again (the claim still finds out whether it is
+    Queued)."""
 
     def __init__(
         self,
@@ -163,11 +165,15 @@ class Supervisor:
         echo: Callable[[str], None] | None = None,
         on_status: Callable[[Run], None] | None = None,
         slot_freed: threading.Event | None = None,
+        record: Run | None = None,
     ):
+        if record is not None and record.id != run_id:
+            raise ValueError(f"the record given is run {record.id}'s, not run {run_id}'s")
         self.resources = resources
         self.store = resources.store
         self.settings = resources.settings
         self.run_id = run_id
+        self._given = record
         self.echo = echo
         self.on_status = on_status
         #: Set when a run on this machine ended; given by a pool, whose wake-ups make
@@ -211,7 +217,7 @@ class Supervisor:
         return result.state if isinstance(result, Run) else result
 
     def _supervise(self) -> Run | RunState:
-        run = self.store.get_run(self.run_id)
+        run = self._given if self._given is not None else self.store.get_run(self.run_id)
         self.run_id = run.id
         if run.status.is_terminal:
             return run
@@ -257,9 +263,6 @@ class Supervisor:
     # -- the steps -----------------------------------------------------------------------
     def _execute(self, run: Run) -> RunState:
         spec = JobSpec.from_dict(run.spec)
-        host, pid = socket.gethostname(), os.getpid()
-        if (run.host, run.supervisor_pid) != (host, pid):  # else its submitter recorded it
-            self.store.attach_supervisor(run.id, host=host, pid=pid)
         assert self._periodic is not None
         beat = self.settings.heartbeat_interval
         self._periodic.add("heartbeat", beat, self._heartbeat, first=beat)
@@ -316,7 +319,9 @@ class Supervisor:
         return self._finalize(procs, stop, live, wd)
 
     def _wait_for_slot(self, run: Run) -> bool:
-        """Claim a slot; False if the run ended (canceled, failed) while waiting."""
+        """Claim a slot, recording this supervisor with the claim (or, if it has to wait,
+        before it waits); False if the run ended (canceled, failed) while waiting."""
+        me = (socket.gethostname(), os.getpid())
         slots = self.settings.local_slots
         reap_every = max(1.0, self.settings.heartbeat_interval)
         # Not at once: a run queued behind another that is about to end (a sweep's next
@@ -325,13 +330,15 @@ class Supervisor:
         announced = False
         first = CLAIM_POLL if self._woken else CLAIM_FIRST
         pause = first
-        while not self.store.claim(self.run_id, slots=slots):
+        while not self.store.claim(self.run_id, slots=slots, supervisor=me):
             current = self.store.run_state(self.run_id)
             if current.status is not RunStatus.QUEUED:
                 if current.status.is_terminal:
                     self._diag_write(f"ended while queued: {current.status} ({current.reason})")
                     return False
                 raise _NotOurs(f"run {run.id} was claimed by another supervisor; leaving it")
+            if (current.host, current.supervisor_pid) != me:  # unless its submitter did
+                self.store.attach_supervisor(self.run_id, host=me[0], pid=me[1])
             if self._interrupted is not None:
                 with contextlib.suppress(InvalidTransition):
                     self.store.request_cancel(self.run_id, self._interrupted)

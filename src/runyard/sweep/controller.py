@@ -76,6 +76,7 @@ from runyard.workspace import Resources
 
 if TYPE_CHECKING:
     from runyard.backends import Backend
+    from runyard.backends.local import LocalBackend
 
 #: Seconds between looks at the trials.
 POLL = 0.1
@@ -182,7 +183,8 @@ class SweepController:
         #: a decision depends only on the histories, as if each value were judged on arrival).
         self._judged: dict[str, int] = {}
         self._submitted: set[str] = set()
-        self._backends: dict[str, Backend] = {}
+        self._backends: dict[str, Backend] = {}  # but local's, which starts with the pool:
+        self._local: LocalBackend | None = None
         #: Supervises the local trials; a trial's end wakes the loop at once.
         self._pool = SupervisorPool(resources.layout.root, on_end=lambda _id: self._wake.set())
         self._published: tuple[object, ...] | None = None
@@ -346,7 +348,7 @@ class SweepController:
             )
             self._keep(run)
             self._next_index = index + 1
-            self._submit(run)
+            self._submit(run, created=True)
             active += 1
 
     def _sampler_(self) -> Sampler:
@@ -375,19 +377,22 @@ class SweepController:
             ):
                 self._submit(run)
 
-    def _submit(self, run: Run) -> None:
+    def _submit(self, run: Run, *, created: bool = False) -> None:
+        """Start the trial's supervisor (``created``: ``run`` is the record just created)."""
         from runyard.backends import get_backend
         from runyard.backends.local import LocalBackend
 
         self._submitted.add(run.id)
         try:
-            backend = self._backends.get(run.compute)
-            if backend is None and run.compute == "local":
-                backend = LocalBackend(self.resources, starter=self._pool.start)
-            elif backend is None:
-                backend = get_backend(run.compute, self.resources)
-            self._backends[run.compute] = backend
-            backend.submit(run.id)
+            if run.compute == "local":  # supervised by the pool
+                if self._local is None:
+                    self._local = LocalBackend(self.resources, starter=self._pool.start)
+                self._local.submit(run.id, created=run if created else None)
+            else:
+                backend = self._backends.get(run.compute)
+                if backend is None:
+                    backend = self._backends[run.compute] = get_backend(run.compute, self.resources)
+                backend.submit(run.id)
             return  # the record is read again at the next refresh
         except InvalidTransition:
             pass  # already submitted, or canceled meanwhile

@@ -161,7 +161,7 @@ def _apply(
         raise _changed(run_id, path)  # only without the row lock, which every caller takes
 
 
-def claim(conn: sa.Connection, run_id: str, slots: int) -> bool:
+def claim(conn: sa.Connection, run_id: str, slots: int, supervisor: tuple[str, int] | None) -> bool:
     compute = conn.scalar(_COMPUTE, {"run_id": run_id})
     if compute is None:
         raise RunNotFound(run_id)
@@ -170,8 +170,9 @@ def claim(conn: sa.Connection, run_id: str, slots: int) -> bool:
     if oldest != run_id or (active or 0) >= slots:  # the oldest Queued run is Queued
         return False
     path: _Steps = [(RunStatus.PREPARING, time.time())]
+    extra = {} if supervisor is None else {"host": supervisor[0], "supervisor_pid": supervisor[1]}
     # None: canceled meanwhile (only where the advisory lock, not the database, serializes)
-    return _move(conn, run_id, [RunStatus.QUEUED], path, None, None, None, {}) is not None
+    return _move(conn, run_id, [RunStatus.QUEUED], path, None, None, None, extra) is not None
 
 
 def request_cancel(conn: sa.Connection, run_id: str, reason: str) -> None:

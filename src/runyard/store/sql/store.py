@@ -178,9 +178,9 @@ class SqlStore(RegistryMethods):
             _index_artifacts(conn, run_id, artifacts)
             return state
 
-    def claim(self, run_id: str, *, slots: int) -> bool:
+    def claim(self, run_id: str, *, slots: int, supervisor: tuple[str, int] | None = None) -> bool:
         with self._write() as conn:
-            return lifecycle.claim(conn, run_id, slots)
+            return lifecycle.claim(conn, run_id, slots, supervisor)
 
     def attach_supervisor(self, run_id: str, *, host: str, pid: int) -> None:
         with self._write() as conn:
