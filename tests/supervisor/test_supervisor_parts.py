@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -303,6 +304,67 @@ def test_periodic_runs_jobs_and_survives_errors() -> None:
     assert done.wait(5)
     periodic.stop()
     assert warnings and warnings[0] == "bad failed: RuntimeError: nope"
+
+
+def test_periodic_stop_waits_for_its_running_job_and_leaves_others_running() -> None:
+    calls: list[str] = []
+    inside = threading.Event()
+
+    def slow() -> None:
+        calls.append("slow starts")
+        inside.set()
+        time.sleep(0.3)
+        calls.append("slow ends")
+
+    warnings: list[str] = []
+    mine, other = Periodic(warnings.append), Periodic(warnings.append)
+    others = threading.Semaphore(0)
+    other.add("other", 0.01, others.release, first=0.0)
+    mine.add("slow", 0.01, slow, first=0.0)
+    assert inside.wait(5)
+    mine.stop()
+    assert calls[-1] == "slow ends"  # stop returned once the job had ended
+    stopped_at = len(calls)
+    mine.add("again", 0.01, lambda: calls.append("again"), first=0.0)  # ignored once stopped
+    for _ in range(3):
+        assert others.acquire(timeout=5)  # the other Periodic's job still runs
+    other.stop()
+    assert len(calls) == stopped_at
+    assert warnings == []
+
+
+def test_periodic_jobs_may_remove_themselves() -> None:
+    warnings: list[str] = []
+    periodic = Periodic(warnings.append)
+    ran = threading.Semaphore(0)
+
+    def once() -> None:
+        periodic.remove("once")
+        ran.release()
+
+    periodic.add("once", 0.01, once, first=0.0)
+    assert ran.acquire(timeout=5)
+    assert not ran.acquire(timeout=0.2)
+    periodic.stop()
+    assert warnings == []
+
+
+def test_periodic_works_in_a_forked_child(tmp_path: Path) -> None:
+    script = """
+        import os, sys, threading
+        from runyard.supervisor.background import Periodic
+        first = threading.Event()
+        Periodic(print).add("parent", 0.01, first.set, first=0.0)
+        assert first.wait(5)  # the shared thread runs in the parent
+        pid = os.fork()
+        if pid == 0:
+            ran = threading.Event()
+            Periodic(print).add("child", 0.01, ran.set, first=0.0)
+            os._exit(0 if ran.wait(5) else 3)
+        sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    """
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], timeout=30, check=False)
+    assert done.returncode == 0
 
 
 def test_system_sampler_measures_the_process_tree() -> None:
