@@ -249,6 +249,22 @@ def test_metric_ranks(store: Store) -> None:
     assert store.search_runs()[0].metrics == {"loss": 0.9, "worker_only": 7.0}
 
 
+def test_latest_metrics_of_many_runs(store: Store) -> None:
+    a, b, quiet = new_run(store), new_run(store), new_run(store)
+    store.log_metrics(
+        a,
+        points("loss", [1.0, 0.9]) + points("loss", [2.0], rank=1) + points("acc", [0.5]),
+    )
+    store.log_metrics(b, points("acc", [0.7], rank=2) + points("nan", [math.nan]))
+    got = store.latest_metrics([a, b, quiet, "no-such-run"])
+    assert got[a] == store.get_run(a).metrics == {"loss": 0.9, "acc": 0.5}
+    assert got[b]["acc"] == 0.7 and math.isnan(got[b]["nan"])  # as get_run has them
+    assert quiet not in got
+    assert store.latest_metrics([a, b, quiet], key="acc") == {a: {"acc": 0.5}, b: {"acc": 0.7}}
+    assert store.latest_metrics([a], key="missing") == {}
+    assert store.latest_metrics([]) == {}
+
+
 def test_bad_metric_batch_is_rejected_whole(store: Store) -> None:
     run_id = new_run(store)
     good = points("ok", [1.0])

@@ -67,9 +67,8 @@ def test_a_run_handed_over_with_its_record_needs_no_read_and_a_stale_record_no_h
     canceled = new_run(ws, command=[sys.executable, "-c", "print('must not run')"])
     ws.store.request_cancel(canceled.id, "changed my mind")  # after its record was taken
     with SupervisorPool(ws.layout.root, on_end=on_end) as pool:
-        backend = LocalBackend(ws, starter=pool.start)
-        backend.submit(fresh.id, created=fresh)
-        backend.submit(canceled.id, created=canceled)  # the record still says Queued
+        pool.start(fresh.id, record=fresh)
+        pool.start(canceled.id, record=canceled)  # the record still says Queued
         wait(lambda: {fresh.id, canceled.id} <= set(ended), what="both ends")
     done = ws.store.get_run(fresh.id)
     assert done.status is RunStatus.COMPLETED, done.reason

@@ -20,9 +20,8 @@ from runyard.supervisor import Supervisor
 from runyard.supervisor.reaper import supervisor_alive
 from runyard.workspace import Resources
 
-#: Starts a supervisor for a run of a workspace (given its record when the submitter has
-#: just created it) and returns its pid.
-Starter = Callable[[str, Path, Run | None], int]
+#: Starts a supervisor for a run of a workspace and returns its pid.
+Starter = Callable[[str, Path], int]
 
 
 class LocalBackend:
@@ -36,12 +35,11 @@ class LocalBackend:
         self.resources = resources
         self.starter = starter
 
-    def submit(self, run_id: str, *, created: Run | None = None) -> None:
+    def submit(self, run_id: str) -> None:
         """Start a detached supervisor for the run (its full id); return once it is
-        recorded. ``created``: the run's record, when the caller has just created it: it is
-        not read again, and a starter hands it to the supervisor."""
+        recorded."""
         store = self.resources.store
-        run = created.state if created is not None else store.run_state(run_id)
+        run = store.run_state(run_id)
         if run.status is not RunStatus.QUEUED:
             raise InvalidTransition(f"run {run.id} is {run.status}; only a Queued run can start")
         host = socket.gethostname()
@@ -51,7 +49,7 @@ class LocalBackend:
             )
         root = self.resources.layout.root
         if self.starter is not None:
-            pid = self.starter(run.id, root, created)
+            pid = self.starter(run.id, root)
         else:
             pid = start_detached(
                 [sys.executable, "-m", "runyard.supervisor", run.id, "--workspace", str(root)],

@@ -90,6 +90,14 @@ class Store(Protocol):
         no run are left out."""
         ...
 
+    def latest_metrics(
+        self, ids: Iterable[str], *, key: str | None = None
+    ) -> dict[str, dict[str, float]]:
+        """The latest value of each metric (only ``key``, when given) of the runs with these
+        full ids, as :attr:`Run.metrics` has them, by run id, in one read; runs that logged
+        none are left out."""
+        ...
+
     def search_runs(
         self,
         *,

@@ -42,6 +42,7 @@ never drive one sweep: each holds an exclusive lock on ``runs/<sweep>/controller
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import socket
@@ -76,7 +77,6 @@ from runyard.workspace import Resources
 
 if TYPE_CHECKING:
     from runyard.backends import Backend
-    from runyard.backends.local import LocalBackend
 
 #: Seconds between looks at the trials.
 POLL = 0.1
@@ -177,14 +177,19 @@ class SweepController:
         self._view: tuple[list[Trial], Trial | None] | None = None
         #: The index the next trial gets (indexes are never reused).
         self._next_index = 0
+        #: Trials that ended since the last whole reads for ``on_update`` (see _refresh).
+        self._unread: set[str] = set()
         #: Primary-metric values by trial id (ended trials: final, read once).
         self._values: dict[str, list[float]] = {}
         #: How many steps of each running trial were judged (from step 1 after a resume too:
         #: a decision depends only on the histories, as if each value were judged on arrival).
         self._judged: dict[str, int] = {}
         self._submitted: set[str] = set()
-        self._backends: dict[str, Backend] = {}  # but local's, which starts with the pool:
-        self._local: LocalBackend | None = None
+        self._backends: dict[str, Backend] = {}
+        #: Trials handed to the pool whose worker had not claimed them at the last refresh:
+        #: the worker's pid, recorded as their supervisor if they are still Queued at the
+        #: next (so that a worker that died before claiming is found by the reaper).
+        self._unattached: dict[str, int] = {}
         #: Supervises the local trials; a trial's end wakes the loop at once.
         self._pool = SupervisorPool(resources.layout.root, on_end=lambda _id: self._wake.set())
         self._published: tuple[object, ...] | None = None
@@ -296,24 +301,45 @@ class SweepController:
         return self._exhausted or len(self._runs) >= max_total
 
     def _refresh(self, parent: Run, *, display: bool) -> Run:
-        """Read the state of the parent and of every trial that had not ended (one query),
-        and the whole record of the trials that ended (with ``display``: of every trial
-        that had not ended). Returns the parent as it is now."""
+        """Read the state of the parent and of every trial that had not ended (one query).
+        A trial that ended gets its primary metric's last value read (its history too, under
+        an early-termination policy); with ``display``, every trial that had not ended, and
+        those that ended since the last display, is read whole. Returns the parent as it is
+        now."""
         active = [run_id for run_id, r in self._runs.items() if not r.status.is_terminal]
         states = self.store.run_states([self.sweep_id, *active])
         parent = parent.with_state(states[self.sweep_id])
-        whole = [i for i in active if i in states and (display or states[i].status.is_terminal)]
+        for run_id, pid in self._unattached.items():
+            state = states.get(run_id)
+            if state and state.status is RunStatus.QUEUED and state.supervisor_pid is None:
+                self.store.attach_supervisor(run_id, host=socket.gethostname(), pid=pid)
+        self._unattached.clear()
+        ended = [i for i in active if i in states and states[i].status.is_terminal]
+        if ended:
+            values = self.store.latest_metrics(ended, key=self.metric)
+            for run_id in ended:
+                run = self._runs[run_id].with_state(states[run_id])
+                metrics = {**run.metrics, **values.get(run_id, {})}
+                self._keep(dataclasses.replace(run, metrics=metrics))
+                self._judged.pop(run_id, None)
+                if self.spec.early_termination is not None:
+                    self._values[run_id] = self._history(run_id)
+            if self.on_update is not None:
+                self._unread.update(ended)  # for the display, whole, with its next reads
         for run_id in active:
             state = states.get(run_id)
-            if state is not None and run_id not in whole and state != self._runs[run_id].state:
+            if state is not None and run_id not in ended and state != self._runs[run_id].state:
                 self._keep(self._runs[run_id].with_state(state))
-        for run in self.store.search_runs(ids=whole) if whole else ():
-            self._keep(run)
-            if run.status.is_terminal:
-                self._judged.pop(run.id, None)
-                if self.spec.early_termination is not None:
-                    self._values[run.id] = self._history(run.id)
+        if display:
+            self._read_whole([i for i in active if i in states and i not in ended])
         return parent
+
+    def _read_whole(self, running: list[str]) -> None:
+        """Read whole the trials ``running`` and those that ended since the last call."""
+        ids = [*running, *self._unread]
+        self._unread.clear()
+        for run in self.store.search_runs(ids=ids) if ids else ():
+            self._keep(run)
 
     def _history(self, run_id: str) -> list[float]:
         return [p.value for p in self.store.metric_history(run_id, self.metric, rank=0)]
@@ -384,15 +410,18 @@ class SweepController:
 
         self._submitted.add(run.id)
         try:
-            if run.compute == "local":  # supervised by the pool
-                if self._local is None:
-                    self._local = LocalBackend(self.resources, starter=self._pool.start)
-                self._local.submit(run.id, created=run if created else None)
-            else:
-                backend = self._backends.get(run.compute)
-                if backend is None:
-                    backend = self._backends[run.compute] = get_backend(run.compute, self.resources)
-                backend.submit(run.id)
+            if run.compute == "local" and created:
+                # Queued with no supervisor: nothing to check. The pool's worker records
+                # itself with its claim; until then _refresh stands in (see _unattached).
+                self._unattached[run.id] = self._pool.start(run.id, record=run)
+                return
+            backend = self._backends.get(run.compute)
+            if backend is None and run.compute == "local":
+                backend = LocalBackend(self.resources, starter=self._pool.start)
+            elif backend is None:
+                backend = get_backend(run.compute, self.resources)
+            self._backends[run.compute] = backend
+            backend.submit(run.id)
             return  # the record is read again at the next refresh
         except InvalidTransition:
             pass  # already submitted, or canceled meanwhile
@@ -492,6 +521,8 @@ class SweepController:
         return self._view
 
     def _finish(self, ending: tuple[str, str] | None) -> Run:
+        if self.on_update is not None:
+            self._read_whole([])  # its last view has every trial whole
         parent = self.store.get_run(self.sweep_id)
         self._publish(parent, now=True)
         trials, best = self._trials()

@@ -420,6 +420,7 @@ _LATEST = _for_runs(
     [latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.rank, latest_metrics.c.value],
     latest_metrics,
 ).order_by(latest_metrics.c.rank.desc())
+_LATEST_OF_KEY = _LATEST.where(latest_metrics.c.key == sa.bindparam("key"))
 
 
 def _key_values(
@@ -439,6 +440,15 @@ def _key_values(
     return out
 
 
+def latest_values(
+    conn: sa.Connection, ids: Sequence[str], key: str | None
+) -> dict[str, dict[str, float]]:
+    """Latest value per run and key (only ``key``, when given), as :func:`get_run` reads it."""
+    if key is None:
+        return _latest_metrics(conn, ids)
+    return _by_run_and_key(conn.execute(_LATEST_OF_KEY, {"ids": list(ids), "key": key}).all())
+
+
 def _latest_metrics(
     conn: sa.Connection, ids: Sequence[str] | sa.Select[Any]
 ) -> dict[str, dict[str, float]]:
@@ -449,6 +459,10 @@ def _latest_metrics(
         rows = conn.execute(stmt.order_by(lm.c.rank.desc())).all()
     else:
         rows = conn.execute(_LATEST, {"ids": list(ids)}).all()
+    return _by_run_and_key(rows)
+
+
+def _by_run_and_key(rows: Iterable[Any]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for run_id, key, _, value in rows:  # lower ranks come later and win
         if run_id not in out:

@@ -123,6 +123,15 @@ class SqlStore(RegistryMethods):
         with self._read() as conn:
             return runs.run_states(conn, ids)
 
+    def latest_metrics(
+        self, ids: Iterable[str], *, key: str | None = None
+    ) -> dict[str, dict[str, float]]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        with self._read() as conn:
+            return runs.latest_values(conn, wanted, key)
+
     def search_runs(
         self,
         *,
