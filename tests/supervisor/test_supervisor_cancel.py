@@ -179,6 +179,35 @@ def test_a_child_that_stops_gracefully_on_sigterm_keeps_what_it_logged(
     assert "outputs/checkpoint.txt" in {a.path for a in ws.store.list_artifacts(run.id)}
 
 
+def test_a_cancel_sends_each_process_sigterm_once(
+    ws: Resources, new_run: RunMaker, wait: Waiter, tmp_path: Path
+) -> None:
+    started, terms = tmp_path / "started", tmp_path / "terms"
+    run = new_run(
+        ws,
+        f"""
+        import pathlib, signal, sys, time
+        asked = []
+        def term(signum, frame):
+            with open({str(terms)!r}, "a") as f:
+                f.write("SIGTERM\\n")
+            asked.append(time.monotonic())
+        signal.signal(signal.SIGTERM, term)
+        pathlib.Path({str(started)!r}).touch()
+        while not asked or time.monotonic() - asked[0] < 0.5:  # any second one comes by then
+            time.sleep(0.01)
+        sys.exit(0)
+        """,
+    )
+    backend = LocalBackend(ws)
+    backend.submit(run.id)
+    wait(started.exists, what="the child to start")
+    backend.cancel(run.id, "once is enough")
+    final = wait(lambda: terminal(ws, run.id), what="the run to end")
+    assert final.status is RunStatus.CANCELED
+    assert terms.read_text() == "SIGTERM\n"
+
+
 def test_timeout_cancels_the_run_with_the_reason(
     ws: Resources, new_run: RunMaker, tmp_path: Path
 ) -> None:

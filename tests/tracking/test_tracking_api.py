@@ -144,6 +144,43 @@ def test_importing_runyard_alone_writes_nothing(run_python: PythonRunner, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_signal_handler_may_log_while_the_first_call_sets_up(
+    clean_env: Callable[..., dict[str, str]], run_env: dict[str, str], tmp_path: Path
+) -> None:
+    # A SIGTERM handler that saves a metric can run in the middle of the main thread's first
+    # call (a supervisor's signal arrives whenever it arrives): here it comes exactly then.
+    code = textwrap.dedent(
+        """
+        import os, signal, runyard
+        import runyard.tracking.api as api
+
+        signal.signal(signal.SIGTERM, lambda *_: runyard.log_metric("saved", 1.0))
+        make = api.Tracker
+
+        def tracker_interrupted(info):
+            if api.Tracker is tracker_interrupted:  # once
+                api.Tracker = make
+                os.kill(os.getpid(), signal.SIGTERM)  # handled at once, in this thread
+            return make(info)
+
+        api.Tracker = tracker_interrupted
+        runyard.log_metric("loss", 0.5)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=clean_env(**run_env),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    batch, _ = read_events(Path(run_env["RUNYARD_EVENTS"]), 0)
+    assert sorted(m.key for m in batch.metrics) == ["loss", "saved"]
+
+
 def test_a_killed_script_loses_nothing_it_logged(
     clean_env: Callable[..., dict[str, str]], run_env: dict[str, str], tmp_path: Path
 ) -> None:

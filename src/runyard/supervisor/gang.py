@@ -213,10 +213,12 @@ class Gang:
         return alive
 
     def _signal(self, procs: list[psutil.Process], sig: signal.Signals) -> None:
-        for m in self.members:
-            if m.proc.returncode is None:
-                signal_all([], m.proc.pid, sig)
-        signal_all(procs, None, sig)
+        """``sig`` to each member's process group, then to the processes of ``procs`` outside
+        those groups: once to each process (a second SIGTERM is often read as "hurry")."""
+        groups = {m.proc.pid for m in self.members if m.proc.returncode is None}
+        for pgid in groups:
+            signal_all([], pgid, sig)
+        signal_all([p for p in procs if _pgid(p.pid) not in groups], None, sig)
 
     # -- the end -------------------------------------------------------------------------
     def finish(self) -> Outcome:
@@ -404,3 +406,10 @@ def _mpi_failed_rank(log: Path) -> int | None:
     if m is None:
         return None
     return int(next(g for g in m.groups() if g is not None))
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None

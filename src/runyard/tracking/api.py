@@ -49,7 +49,9 @@ OFFLINE_DIR = "runyard-offline"
 STOP_CHECK_INTERVAL = 0.5
 
 _tracker: Tracker | None = None
-_start_lock = threading.Lock()
+#: Re-entrant: a signal handler that logs (a SIGTERM handler saving its state) may run while
+#: the main thread is inside :func:`_start`, in that same thread.
+_start_lock = threading.RLock()
 
 
 def log_metric(key: str, value: SupportsFloat, step: int | None = None) -> None:
