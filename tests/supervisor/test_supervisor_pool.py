@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -121,6 +122,45 @@ def test_a_run_waiting_for_a_slot_is_woken_when_another_pool_run_ends(
     log = ws.layout.supervisor_log(second.id).read_text()
     assert "waiting for a slot" in log
     assert "a run on this machine ended: claiming again" in log
+
+
+def test_beyond_its_limit_a_pool_hands_a_run_to_the_first_worker_done(
+    ws: Resources, new_run: RunMaker, wait: Waiter
+) -> None:
+    ended, _, on_end = ended_log()
+    assigned: list[tuple[str, int]] = []
+    first = new_run(ws, command=[sys.executable, "-c", SLEEP, "0.5"])
+    second = new_run(ws, command=[sys.executable, "-c", "print('second')"])
+    with SupervisorPool(
+        ws.layout.root, on_end=on_end, on_start=lambda *a: assigned.append(a), limit=1
+    ) as pool:
+        pid = pool.start(first.id)
+        assert pid is not None
+        assert pool.start(second.id, record=second) is None  # waits in the pool
+        assert assigned == []
+        wait(lambda: second.id in ended, what="the second run's end")
+    assert ended == [first.id, second.id]
+    assert assigned == [(second.id, pid)]  # the worker that was done with the first
+    runs = [ws.store.get_run(r.id) for r in (first, second)]
+    assert [r.status for r in runs] == [RunStatus.COMPLETED] * 2
+    assert runs[0].ended_at is not None and runs[1].started_at is not None
+    assert runs[0].ended_at <= runs[1].started_at  # never both at once
+    assert runs[1].supervisor_pid == pid
+
+
+def test_runs_still_waiting_when_the_pool_closes_stay_queued(
+    ws: Resources, new_run: RunMaker, wait: Waiter
+) -> None:
+    first = new_run(ws, command=[sys.executable, "-c", SLEEP, "0.5"])
+    second = new_run(ws, command=[sys.executable, "-c", "pass"])
+    with SupervisorPool(ws.layout.root, limit=1) as pool:
+        assert pool.start(first.id) is not None
+        assert pool.start(second.id) is None
+    wait(lambda: ws.store.run_state(first.id).status.is_terminal, what="the first run's end")
+    time.sleep(0.3)
+    assert ws.store.run_state(first.id).status is RunStatus.COMPLETED
+    left = ws.store.run_state(second.id)
+    assert (left.status, left.supervisor_pid) == (RunStatus.QUEUED, None)  # as recorded
 
 
 def test_a_run_outlives_the_pool_that_started_it(

@@ -26,14 +26,21 @@ When a run ends, the helper also tells the other busy workers: one whose run wai
 slot claims it at once instead of at its next poll (a caller may submit more runs than there
 are slots, and each then starts the moment a slot frees).
 
+A pool may be given a ``limit``: at most that many runs supervised at once. A run started
+beyond it waits in the helper (``start`` returns None) and goes to the first worker whose run
+ends, with no round trip through the caller; ``on_start`` learns its worker then. Runs still
+waiting when the caller goes away are dropped: they stay Queued, as recorded.
+
 The helper speaks in lines: a request ``RUN_ID`` on its stdin, or ``RUN_ID<TAB>RECORD``
 when the caller has the run's record (its fields as JSON: the worker need not read it from
-the store); on its stdout ``started<TAB>RUN_ID<TAB>PID`` or ``error<TAB>RUN_ID<TAB>MESSAGE``,
-and later ``ended<TAB>RUN_ID<TAB>PID``. It writes requests or ``wake`` lines to a worker.
+the store); on its stdout ``started<TAB>RUN_ID<TAB>PID``, ``queued<TAB>RUN_ID`` or
+``error<TAB>RUN_ID<TAB>MESSAGE``, and later ``ended<TAB>RUN_ID<TAB>PID`` and, for a run that
+waited, ``assigned<TAB>RUN_ID<TAB>PID``. It writes requests or ``wake`` lines to a worker.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import io
@@ -70,14 +77,27 @@ FORK_MAX_RSS = 1 << 30
 
 
 class SupervisorPool:
-    """Starts supervisors for runs of the workspace at ``root`` (see the module's docs).
+    """Starts supervisors for runs of the workspace at ``root`` (see the module's docs),
+    at most ``limit`` at once when given.
 
     ``on_end(run_id)`` is called from a reader thread when a run's supervisor is done with
-    it. Use as a context manager, or call :meth:`close`."""
+    it, ``on_start(run_id, pid)`` when a run that had to wait is handed to a worker. Use as a
+    context manager, or call :meth:`close`."""
 
-    def __init__(self, root: Path, *, on_end: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        on_end: Callable[[str], None] | None = None,
+        on_start: Callable[[str, int], None] | None = None,
+        limit: int | None = None,
+    ):
+        if limit is not None and limit < 1:
+            raise ValueError(f"a pool's limit must be at least 1, not {limit}")
         self.root = root
         self.on_end = on_end
+        self.on_start = on_start
+        self.limit = limit
         self._proc: subprocess.Popen[bytes] | _ForkedHelper | None = None
         self._answers: queue.Queue[tuple[str, str, str]] = queue.Queue()
         self._reader: threading.Thread | None = None
@@ -89,9 +109,10 @@ class SupervisorPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def start(self, run_id: str, root: Path | None = None, record: Run | None = None) -> int:
-        """Have a worker supervise ``run_id`` (Queued); the worker's pid. ``record``: the
-        run's record as the caller has just created it, handed to the worker.
+    def start(self, run_id: str, root: Path | None = None, record: Run | None = None) -> int | None:
+        """Have a worker supervise ``run_id`` (Queued); the worker's pid, or None when the
+        run waits for one (``limit`` reached). ``record``: the run's record as the caller has
+        just created it, handed to the worker.
 
         Raises :class:`~runyard.errors.BackendError` when the pool cannot start it."""
         if root is not None and Path(root) != self.root:
@@ -114,9 +135,9 @@ class SupervisorPool:
                 ) from e
             if kind == "gone":
                 self._stop_helper()
-        if kind != "started" or rid != run_id:
+        if kind not in ("started", "queued") or rid != run_id:
             raise BackendError(f"could not start a supervisor for run {run_id}: {detail}")
-        return int(detail)
+        return int(detail) if kind == "started" else None
 
     def close(self) -> None:
         """Stop the helper; workers finish the run they supervise, then exit."""
@@ -129,9 +150,11 @@ class SupervisorPool:
             return self._proc
         self._stop_helper()
         argv = [sys.executable, "-m", "runyard.supervisor.pool", "--workspace", str(self.root)]
+        if self.limit is not None:
+            argv += ["--limit", str(self.limit)]
         try:
             if _can_fork():
-                self._proc = _ForkedHelper(self.root)
+                self._proc = _ForkedHelper(self.root, self.limit)
             else:
                 self._proc = subprocess.Popen(
                     argv,
@@ -155,6 +178,9 @@ class SupervisorPool:
             if kind == "ended":
                 if self.on_end is not None:
                     self.on_end(first)
+            elif kind == "assigned":
+                if self.on_start is not None:
+                    self.on_start(first, int(second))
             else:
                 self._answers.put((kind, first, second))
         self._answers.put(("gone", "", "the supervisor pool exited"))
@@ -214,7 +240,7 @@ class _ForkedHelper:
     """The helper forked from this process, with what the pool uses of
     :class:`subprocess.Popen`."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, limit: int | None):
         from runyard.store.sql.engine import close_connections
 
         requests_r, requests_w = os.pipe()
@@ -225,7 +251,7 @@ class _ForkedHelper:
                 stream.flush()
         pid = os.fork()
         if pid == 0:
-            _forked_helper(str(root), requests_r, answers_w)  # does not return
+            _forked_helper(str(root), limit, requests_r, answers_w)  # does not return
         os.close(requests_r)
         os.close(answers_w)
         self.pid = pid
@@ -257,7 +283,7 @@ class _ForkedHelper:
             os.kill(self.pid, signal.SIGKILL)
 
 
-def _forked_helper(root: str, requests: int, answers: int) -> None:
+def _forked_helper(root: str, limit: int | None, requests: int, answers: int) -> None:
     """The forked helper: as ``python -m runyard.supervisor.pool`` would be, then exit."""
     code = 1
     try:
@@ -273,7 +299,7 @@ def _forked_helper(root: str, requests: int, answers: int) -> None:
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
         logging.root.handlers.clear()  # which may write to the streams replaced
-        code = _Helper(root).serve()
+        code = _Helper(root, limit).serve()
     except BaseException:
         import traceback
 
@@ -299,9 +325,12 @@ def _say(*fields: object) -> None:
 class _Helper:
     """The helper's state: its workers, and the pipes it watches."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, limit: int | None = None):
         self.root = root
+        self.limit = limit
         self.workers: dict[int, _Worker] = {}
+        #: Requests beyond the limit, first come first served.
+        self.waiting: collections.deque[str] = collections.deque()
         self.wake_r, self.wake_w = os.pipe()  # SIGCHLD
         self.done_r, self.done_w = os.pipe()  # workers: "RUN_ID PID" when done with a run
         os.set_blocking(self.wake_w, False)
@@ -326,6 +355,7 @@ class _Helper:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self.wake_r, 4096)
                 self.reap()
+            self.dispatch()
             if 0 in ready:
                 chunk = os.read(0, 65536)
                 if not chunk:
@@ -340,6 +370,18 @@ class _Helper:
         return 0
 
     def assign(self, request: str) -> None:
+        """Hand ``request`` to a worker now, or keep it waiting if the limit is reached."""
+        if self.limit is not None and self.busy() >= self.limit:
+            self.waiting.append(request)
+            _say("queued", request.partition("\t")[0])
+        else:
+            self.hand(request, "started")
+
+    def busy(self) -> int:
+        return sum(1 for w in self.workers.values() if w.run_id is not None)
+
+    def hand(self, request: str, say: str) -> None:
+        """Give ``request`` to an idle worker (a new one if none is), and ``say`` so."""
         run_id = request.partition("\t")[0]
         idle = next(
             (w for w in self.workers.values() if w.run_id is None and w.queue_fd >= 0), None
@@ -361,7 +403,7 @@ class _Helper:
             _say("error", run_id, f"the worker (pid {idle.pid}) is gone: {e}")
             return
         idle.run_id = run_id
-        _say("started", run_id, idle.pid)
+        _say(say, run_id, idle.pid)
 
     def finished(self, pid: int) -> None:
         w = self.workers.get(pid)
@@ -369,6 +411,8 @@ class _Helper:
             return
         _say("ended", w.run_id, pid)
         w.run_id = None
+        if self.waiting:
+            return  # the next waiting run takes the slot (dispatch)
         for other in self.workers.values():  # a slot is free: a waiting run may take it
             if other.run_id is not None and other.queue_fd >= 0:
                 with contextlib.suppress(OSError):
@@ -376,6 +420,11 @@ class _Helper:
         if sum(1 for x in self.workers.values() if x.run_id is None) > KEEP_IDLE:
             os.close(w.queue_fd)  # it exits
             w.queue_fd = -1
+
+    def dispatch(self) -> None:
+        """Hand waiting requests to workers while under the limit."""
+        while self.waiting and (self.limit is None or self.busy() < self.limit):
+            self.hand(self.waiting.popleft(), "assigned")
 
     def reap(self) -> None:
         for pid in list(self.workers):
@@ -503,12 +552,13 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m runyard.supervisor.pool")
     parser.add_argument("--workspace", required=True, help="the workspace folder")
+    parser.add_argument("--limit", type=int, help="at most this many runs at once")
     args = parser.parse_args(argv)
     # What every worker would otherwise import itself, before its first run.
     import runyard.store.sql
     import runyard.supervisor.run  # noqa: F401
 
-    return _Helper(args.workspace).serve()
+    return _Helper(args.workspace, args.limit).serve()
 
 
 if __name__ == "__main__":

@@ -176,10 +176,8 @@ class Supervisor:
         self._given = record
         self.echo = echo
         self.on_status = on_status
-        #: Set when a run on this machine ended; given by a pool, whose wake-ups make
-        #: quick polls unnecessary.
+        #: Set when a run on this machine ended (by a pool: see the class's docs).
         self.slot_freed = slot_freed if slot_freed is not None else threading.Event()
-        self._woken = slot_freed is not None
         self._interrupted: str | None = None
         self._force = False
         self._procs: Gang | None = None
@@ -328,8 +326,9 @@ class Supervisor:
         # trial) usually gets its slot within milliseconds, and reaping reads every active run.
         next_reap = time.monotonic() + CLAIM_POLL
         announced = False
-        first = CLAIM_POLL if self._woken else CLAIM_FIRST
-        pause = first
+        # Quick retries first even when woken on every run's end: a claim also fails while
+        # an older Queued run, about to be claimed, heads the queue.
+        pause = CLAIM_FIRST
         while not self.store.claim(self.run_id, slots=slots, supervisor=me):
             current = self.store.run_state(self.run_id)
             if current.status is not RunStatus.QUEUED:
@@ -358,7 +357,7 @@ class Supervisor:
             if self.slot_freed.wait(pause * (1 + random.uniform(0, 0.25))):
                 self.slot_freed.clear()  # a run ended: try again now
                 self._diag_write("a run on this machine ended: claiming again")
-                pause = first
+                pause = CLAIM_FIRST
             else:
                 pause = min(2 * pause, CLAIM_POLL)
         return True

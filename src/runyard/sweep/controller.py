@@ -45,6 +45,7 @@ import contextlib
 import dataclasses
 import fcntl
 import os
+import queue
 import socket
 import threading
 import time
@@ -186,12 +187,17 @@ class SweepController:
         self._judged: dict[str, int] = {}
         self._submitted: set[str] = set()
         self._backends: dict[str, Backend] = {}
-        #: Trials handed to the pool whose worker had not claimed them at the last refresh:
-        #: the worker's pid, recorded as their supervisor if they are still Queued at the
-        #: next (so that a worker that died before claiming is found by the reaper).
-        self._unattached: dict[str, int] = {}
+        #: Trials handed to a pool worker since the last refresh, with the worker's pid: the
+        #: worker records itself with its claim, and _refresh records it for a trial still
+        #: Queued without one (so that a worker that died before claiming is reaped).
+        self._handed: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
         #: Supervises the local trials; a trial's end wakes the loop at once.
-        self._pool = SupervisorPool(resources.layout.root, on_end=lambda _id: self._wake.set())
+        self._pool = SupervisorPool(
+            resources.layout.root,
+            on_end=lambda _id: self._wake.set(),
+            on_start=lambda run_id, pid: self._handed.put((run_id, pid)),
+            limit=self.spec.limits.max_concurrent_trials,
+        )
         self._published: tuple[object, ...] | None = None
         self._next_publish = 0.0
         self._shown: tuple[object, ...] | None = None
@@ -306,14 +312,17 @@ class SweepController:
         an early-termination policy); with ``display``, every trial that had not ended, and
         those that ended since the last display, is read whole. Returns the parent as it is
         now."""
+        handed: dict[str, int] = {}
+        while not self._handed.empty():
+            run_id, pid = self._handed.get()
+            handed[run_id] = pid
         active = [run_id for run_id, r in self._runs.items() if not r.status.is_terminal]
         states = self.store.run_states([self.sweep_id, *active])
         parent = parent.with_state(states[self.sweep_id])
-        for run_id, pid in self._unattached.items():
+        for run_id, pid in handed.items():
             state = states.get(run_id)
             if state and state.status is RunStatus.QUEUED and state.supervisor_pid is None:
                 self.store.attach_supervisor(run_id, host=socket.gethostname(), pid=pid)
-        self._unattached.clear()
         ended = [i for i in active if i in states and states[i].status.is_terminal]
         if ended:
             values = self.store.latest_metrics(ended, key=self.metric)
@@ -347,11 +356,20 @@ class SweepController:
     # -- starting trials -----------------------------------------------------------------
     def _propose(self, parent: Run) -> None:
         limits = self.spec.limits
-        active = sum(1 for r in self._runs.values() if not r.status.is_terminal)
+        active = [run_id for run_id, r in self._runs.items() if not r.status.is_terminal]
+        room = limits.max_concurrent_trials - len(active)
+        # One trial ahead: recorded and waiting in the pool, it starts the moment a slot
+        # frees (no round trip through this loop). Not when the sampler learns from results,
+        # nor while trials another controller started still run (the pool does not count
+        # them).
+        if (
+            self.spec.trial.compute == "local"
+            and not self._sampler_().uses_history
+            and self._submitted.issuperset(active)
+        ):
+            room += 1
         while (
-            active < limits.max_concurrent_trials
-            and not self._done_proposing(limits.max_total_trials)
-            and not self._interrupted
+            room > 0 and not self._done_proposing(limits.max_total_trials) and not self._interrupted
         ):
             index = self._next_index
             sampler = self._sampler_()
@@ -375,7 +393,7 @@ class SweepController:
             self._keep(run)
             self._next_index = index + 1
             self._submit(run, created=True)
-            active += 1
+            room -= 1
 
     def _sampler_(self) -> Sampler:
         if self._sampler is None:
@@ -406,21 +424,17 @@ class SweepController:
     def _submit(self, run: Run, *, created: bool = False) -> None:
         """Start the trial's supervisor (``created``: ``run`` is the record just created)."""
         from runyard.backends import get_backend
-        from runyard.backends.local import LocalBackend
 
         self._submitted.add(run.id)
         try:
-            if run.compute == "local" and created:
-                # Queued with no supervisor: nothing to check. The pool's worker records
-                # itself with its claim; until then _refresh stands in (see _unattached).
-                self._unattached[run.id] = self._pool.start(run.id, record=run)
+            if run.compute == "local":  # Queued with no supervisor: nothing to check
+                pid = self._pool.start(run.id, record=run if created else None)
+                if pid is not None:  # else it waits in the pool (on_start)
+                    self._handed.put((run.id, pid))
                 return
             backend = self._backends.get(run.compute)
-            if backend is None and run.compute == "local":
-                backend = LocalBackend(self.resources, starter=self._pool.start)
-            elif backend is None:
-                backend = get_backend(run.compute, self.resources)
-            self._backends[run.compute] = backend
+            if backend is None:
+                backend = self._backends[run.compute] = get_backend(run.compute, self.resources)
             backend.submit(run.id)
             return  # the record is read again at the next refresh
         except InvalidTransition:
