@@ -85,6 +85,9 @@ POLL = 0.1
 JUDGE_POLL = 0.25
 #: Seconds between reapings of trials whose supervisor vanished.
 REAP_EVERY = 2.0
+#: Seconds a trial handed to a pool worker may stay unclaimed before the controller records
+#: that worker as its supervisor itself.
+HAND_GRACE = 1.0
 #: Seconds between full reads of the running trials (their latest metrics) for ``on_update``.
 DISPLAY_POLL = 0.5
 #: Seconds between updates of the parent's best trial and trial count while trials run.
@@ -187,10 +190,12 @@ class SweepController:
         self._judged: dict[str, int] = {}
         self._submitted: set[str] = set()
         self._backends: dict[str, Backend] = {}
-        #: Trials handed to a pool worker since the last refresh, with the worker's pid: the
-        #: worker records itself with its claim, and _refresh records it for a trial still
-        #: Queued without one (so that a worker that died before claiming is reaped).
+        #: Trials handed to a pool worker (filled from the pool's reader thread too), with
+        #: the worker's pid: the worker records itself with its claim, and _refresh records
+        #: it for a trial still Queued without one after HAND_GRACE (so that a worker that
+        #: died before claiming is reaped).
         self._handed: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
+        self._unclaimed: dict[str, tuple[int, float]] = {}  # by run id: (pid, handed at)
         #: Supervises the local trials; a trial's end wakes the loop at once.
         self._pool = SupervisorPool(
             resources.layout.root,
@@ -312,17 +317,19 @@ class SweepController:
         an early-termination policy); with ``display``, every trial that had not ended, and
         those that ended since the last display, is read whole. Returns the parent as it is
         now."""
-        handed: dict[str, int] = {}
         while not self._handed.empty():
             run_id, pid = self._handed.get()
-            handed[run_id] = pid
+            self._unclaimed[run_id] = (pid, time.monotonic())
         active = [run_id for run_id, r in self._runs.items() if not r.status.is_terminal]
         states = self.store.run_states([self.sweep_id, *active])
         parent = parent.with_state(states[self.sweep_id])
-        for run_id, pid in handed.items():
+        for run_id, (pid, handed_at) in list(self._unclaimed.items()):
             state = states.get(run_id)
             if state and state.status is RunStatus.QUEUED and state.supervisor_pid is None:
+                if time.monotonic() - handed_at < HAND_GRACE:
+                    continue  # its worker claims it any moment
                 self.store.attach_supervisor(run_id, host=socket.gethostname(), pid=pid)
+            del self._unclaimed[run_id]
         ended = [i for i in active if i in states and states[i].status.is_terminal]
         if ended:
             values = self.store.latest_metrics(ended, key=self.metric)

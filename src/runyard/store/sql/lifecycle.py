@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from runyard.errors import InvalidTransition, RunNotFound
 from runyard.records import ACTIVE_STATUSES, ALLOWED_TRANSITIONS, RunState, RunStatus
 from runyard.store.sql import dialects
-from runyard.store.sql.runs import STATE_COLUMNS, record_status, state_of
+from runyard.store.sql.runs import STATE_COLUMNS, record_statuses, state_of
 from runyard.store.sql.schema import runs, tags
 
 _ACTIVE = sorted(s.value for s in ACTIVE_STATUSES)
@@ -139,9 +139,9 @@ def _move(
     if row is None:
         return None
     *passed, (status, at) = path
-    for step, entered in passed:
-        record_status(conn, run_id, step, entered, None)
-    record_status(conn, run_id, status, at, reason)
+    record_statuses(
+        conn, run_id, [*((step, entered, None) for step, entered in passed), (status, at, reason)]
+    )
     return state_of(row)
 
 

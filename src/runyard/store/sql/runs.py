@@ -136,7 +136,7 @@ def create_run(
             "cancel_requested": False,
         },
     )
-    record_status(conn, run_id, RunStatus.QUEUED, now, None)
+    record_statuses(conn, run_id, [(RunStatus.QUEUED, now, None)])
     set_tags(conn, run_id, tag_values)
     if param_values:  # a new run: nothing to conflict with
         dialects.insert_ignore(conn, params_table, _key_value_rows(run_id, param_values))
@@ -156,12 +156,12 @@ def create_run(
     )
 
 
-def record_status(
-    conn: sa.Connection, run_id: str, status: RunStatus, now: float, reason: str | None
+def record_statuses(
+    conn: sa.Connection, run_id: str, steps: Sequence[tuple[RunStatus, float, str | None]]
 ) -> None:
-    conn.execute(
-        _INSERT_STATUS, {"run_id": run_id, "status": status.value, "time": now, "reason": reason}
-    )
+    """Add ``(status, time, reason)`` entries to the run's history, in one statement."""
+    rows = [{"run_id": run_id, "status": s.value, "time": t, "reason": r} for s, t, r in steps]
+    conn.execute(_INSERT_STATUS, rows[0] if len(rows) == 1 else rows)
 
 
 def _key_value_rows(run_id: str, values: Mapping[str, str]) -> list[dict[str, str]]:
