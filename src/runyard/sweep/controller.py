@@ -88,6 +88,8 @@ REAP_EVERY = 2.0
 #: Seconds a trial handed to a pool worker may stay unclaimed before the controller records
 #: that worker as its supervisor itself.
 HAND_GRACE = 1.0
+#: Seconds the controller waits, woken by a trial's end, before it looks (see _loop).
+HANDOVER_YIELD = 0.003
 #: Seconds between full reads of the running trials (their latest metrics) for ``on_update``.
 DISPLAY_POLL = 0.5
 #: Seconds between updates of the parent's best trial and trial count while trials run.
@@ -196,6 +198,8 @@ class SweepController:
         #: died before claiming is reaped).
         self._handed: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
         self._unclaimed: dict[str, tuple[int, float]] = {}  # by run id: (pid, handed at)
+        #: Whether a trial is recorded ahead of the free slots (see _propose).
+        self._ahead = False
         #: Supervises the local trials; a trial's end wakes the loop at once.
         self._pool = SupervisorPool(
             resources.layout.root,
@@ -295,7 +299,10 @@ class SweepController:
             if now >= next_reap and active:
                 next_reap = now + REAP_EVERY
                 self._reap()
-            self._wake.wait(self.poll)
+            if self._wake.wait(self.poll) and self._ahead:
+                # A trial ended and the one recorded ahead is being handed to its worker
+                # now: let that start first, as both compete for the same cores.
+                time.sleep(HANDOVER_YIELD)
             self._wake.clear()
 
     def _why_end(self, parent: Run) -> tuple[str, str] | None:
@@ -369,12 +376,12 @@ class SweepController:
         # frees (no round trip through this loop). Not when the sampler learns from results,
         # nor while trials another controller started still run (the pool does not count
         # them).
-        if (
+        self._ahead = (
             self.spec.trial.compute == "local"
             and not self._sampler_().uses_history
             and self._submitted.issuperset(active)
-        ):
-            room += 1
+        )
+        room += self._ahead
         while (
             room > 0 and not self._done_proposing(limits.max_total_trials) and not self._interrupted
         ):
