@@ -148,6 +148,27 @@ def test_beyond_its_limit_a_pool_hands_a_run_to_the_first_worker_done(
     assert runs[1].supervisor_pid == pid
 
 
+def test_runs_waiting_in_a_helper_that_died_go_to_the_next(
+    ws: Resources, new_run: RunMaker, wait: Waiter
+) -> None:
+    assigned: list[tuple[str, int]] = []
+    first = new_run(ws, command=[sys.executable, "-c", SLEEP, "1"])
+    second = new_run(ws, command=[sys.executable, "-c", "pass"])
+    with SupervisorPool(ws.layout.root, on_start=lambda *a: assigned.append(a), limit=1) as pool:
+        assert pool.start(first.id) is not None
+        assert pool.start(second.id) is None
+        helper = pool._proc
+        assert helper is not None
+        os.kill(helper.pid, signal.SIGKILL)
+        wait(lambda: helper.poll() is not None, what="the helper's death")
+        pool.revive()
+        wait(lambda: ws.store.run_state(second.id).status.is_terminal, what="the second's end")
+    assert ws.store.run_state(second.id).status is RunStatus.COMPLETED
+    assert [run_id for run_id, _ in assigned] == [second.id]
+    wait(lambda: ws.store.run_state(first.id).status.is_terminal, what="the first's end")
+    assert ws.store.run_state(first.id).status is RunStatus.COMPLETED  # its worker lived on
+
+
 def test_runs_still_waiting_when_the_pool_closes_stay_queued(
     ws: Resources, new_run: RunMaker, wait: Waiter
 ) -> None:

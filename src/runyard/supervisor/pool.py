@@ -98,6 +98,8 @@ class SupervisorPool:
         self.on_end = on_end
         self.on_start = on_start
         self.limit = limit
+        #: Requests the helper keeps waiting (answered "queued", not yet "assigned"), by run.
+        self._waiting: dict[str, str] = {}
         self._proc: subprocess.Popen[bytes] | _ForkedHelper | None = None
         self._answers: queue.Queue[tuple[str, str, str]] = queue.Queue()
         self._reader: threading.Thread | None = None
@@ -122,27 +124,50 @@ class SupervisorPool:
         request = run_id if record is None else f"{run_id}\t{_encode(record)}"
         with self._lock:
             proc = self._helper()
-            assert proc.stdin is not None
+            self._waiting[run_id] = request  # before the answer: "assigned" may follow at once
             try:
-                proc.stdin.write(f"{request}\n".encode())
-                proc.stdin.flush()
-                kind, rid, detail = self._answers.get(timeout=ANSWER_TIMEOUT)
-            except (OSError, queue.Empty) as e:
-                self._stop_helper()
-                raise BackendError(
-                    f"could not start a supervisor for run {run_id}: the supervisor pool "
-                    f"did not answer ({type(e).__name__}: {e})"
-                ) from e
-            if kind == "gone":
-                self._stop_helper()
+                kind, rid, detail = self._ask(proc, run_id, request)
+            except BackendError:
+                self._waiting.pop(run_id, None)
+                raise
+            if kind != "queued" or rid != run_id:
+                self._waiting.pop(run_id, None)
         if kind not in ("started", "queued") or rid != run_id:
             raise BackendError(f"could not start a supervisor for run {run_id}: {detail}")
         return int(detail) if kind == "started" else None
 
+    def revive(self) -> None:
+        """If the helper exited (killed, crashed) while runs waited in it, start a new one and
+        hand it those runs (``on_start`` learns their workers). Cheap when nothing waits."""
+        with self._lock:
+            if self._waiting and (self._proc is None or self._proc.poll() is not None):
+                self._helper()
+
     def close(self) -> None:
-        """Stop the helper; workers finish the run they supervise, then exit."""
+        """Stop the helper; workers finish the run they supervise, then exit. Runs still
+        waiting stay Queued."""
         with self._lock:
             self._stop_helper()
+            self._waiting.clear()
+
+    def _ask(
+        self, proc: subprocess.Popen[bytes] | _ForkedHelper, run_id: str, request: str
+    ) -> tuple[str, str, str]:
+        """Send ``request`` to the helper; its answer."""
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(f"{request}\n".encode())
+            proc.stdin.flush()
+            answer = self._answers.get(timeout=ANSWER_TIMEOUT)
+        except (OSError, queue.Empty) as e:
+            self._stop_helper()
+            raise BackendError(
+                f"could not start a supervisor for run {run_id}: the supervisor pool "
+                f"did not answer ({type(e).__name__}: {e})"
+            ) from e
+        if answer[0] == "gone":
+            self._stop_helper()
+        return answer
 
     # -- the helper ------------------------------------------------------------------------
     def _helper(self) -> subprocess.Popen[bytes] | _ForkedHelper:
@@ -168,7 +193,14 @@ class SupervisorPool:
             target=self._read, args=(self._proc,), name="runyard supervisor pool", daemon=True
         )
         self._reader.start()
-        return self._proc
+        proc = self._proc
+        for run_id, request in list(self._waiting.items()):  # what the last helper held
+            kind, rid, detail = self._ask(proc, run_id, request)
+            if kind != "queued" or rid != run_id:
+                del self._waiting[run_id]  # an error leaves it Queued
+                if kind == "started" and rid == run_id and self.on_start is not None:
+                    self.on_start(run_id, int(detail))
+        return proc
 
     def _read(self, proc: subprocess.Popen[bytes] | _ForkedHelper) -> None:
         assert proc.stdout is not None
@@ -179,6 +211,7 @@ class SupervisorPool:
                 if self.on_end is not None:
                     self.on_end(first)
             elif kind == "assigned":
+                self._waiting.pop(first, None)
                 if self.on_start is not None:
                     self.on_start(first, int(second))
             else:

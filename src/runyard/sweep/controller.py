@@ -11,8 +11,9 @@ What the store holds, and nothing else:
 The loop, every :data:`POLL` seconds:
 
 1. read the state of the parent and of the trials that are not over yet (one query), and the
-   whole record of a trial that ended (its final metrics) — or, for ``on_update``, of every
-   running trial every :data:`DISPLAY_POLL` seconds;
+   primary metric's last value of a trial that ended — and, for ``on_update``, the whole
+   record of every running trial, and of those that ended, every :data:`DISPLAY_POLL`
+   seconds;
 2. if the sweep was canceled, or its ``timeout`` (counted from when the sweep first started)
    has passed, cancel every trial that is not over ("sweep canceled: ...", "sweep
    timeout") and end once they all are;
@@ -25,7 +26,9 @@ The loop, every :data:`POLL` seconds:
    ``max_total_trials`` exist, ask the sampler for trial ``max index + 1`` (indexes are never
    reused), record it and submit it to its compute target (for local compute, to a
    :class:`~runyard.supervisor.pool.SupervisorPool`, whose workers supervise trial after
-   trial without a new interpreter each; a trial's end wakes the loop at once);
+   trial without a new interpreter each; a trial's end wakes the loop at once). On local
+   compute one trial more is recorded, unless the sampler learns from results: it waits in
+   the pool, whose limit is ``max_concurrent_trials``, and starts as soon as a trial ends;
 6. record the best trial and the trial count on the parent when they changed (at most every
    :data:`PUBLISH_EVERY` seconds while trials run, and when the sweep ends).
 
@@ -284,6 +287,7 @@ class SweepController:
                 if ending is not None:
                     self._cancel_trials(ending[1])
             if ending is None:
+                self._pool.revive()  # trials waiting in a pool helper that died
                 self._submit_pending()
                 if now >= next_judge:
                     next_judge = now + JUDGE_POLL
@@ -381,7 +385,7 @@ class SweepController:
             and not self._sampler_().uses_history
             and self._submitted.issuperset(active)
         )
-        room += self._ahead
+        room += 1 if self._ahead else 0
         while (
             room > 0 and not self._done_proposing(limits.max_total_trials) and not self._interrupted
         ):
