@@ -404,18 +404,20 @@ class _Helper:
 
     def assign(self, request: str) -> None:
         """Hand ``request`` to a worker now, or keep it waiting if the limit is reached."""
+        run_id = request.partition("\t")[0]
         if self.limit is not None and self.busy() >= self.limit:
             self.waiting.append(request)
-            _say("queued", request.partition("\t")[0])
+            _say("queued", run_id)
+        elif isinstance(got := self.hand(request), int):
+            _say("started", run_id, got)
         else:
-            self.hand(request, "started")
+            _say("error", run_id, got)
 
     def busy(self) -> int:
         return sum(1 for w in self.workers.values() if w.run_id is not None)
 
-    def hand(self, request: str, say: str) -> None:
-        """Give ``request`` to an idle worker (a new one if none is), and ``say`` so."""
-        run_id = request.partition("\t")[0]
+    def hand(self, request: str) -> int | str:
+        """Give ``request`` to an idle worker (a new one if none is): its pid, or why not."""
         idle = next(
             (w for w in self.workers.values() if w.run_id is None and w.queue_fd >= 0), None
         )
@@ -427,16 +429,14 @@ class _Helper:
                     self.root, self.done_w, close=(self.wake_r, self.wake_w, self.done_r, *others)
                 )
             except OSError as e:
-                _say("error", run_id, f"could not start a worker: {e}")
-                return
+                return f"could not start a worker: {e}"
             self.workers[idle.pid] = idle
         try:
             os.write(idle.queue_fd, f"{request}\n".encode())
         except OSError as e:  # it died meanwhile
-            _say("error", run_id, f"the worker (pid {idle.pid}) is gone: {e}")
-            return
-        idle.run_id = run_id
-        _say(say, run_id, idle.pid)
+            return f"the worker (pid {idle.pid}) is gone: {e}"
+        idle.run_id = request.partition("\t")[0]
+        return idle.pid
 
     def finished(self, pid: int) -> None:
         w = self.workers.get(pid)
@@ -455,9 +455,15 @@ class _Helper:
             w.queue_fd = -1
 
     def dispatch(self) -> None:
-        """Hand waiting requests to workers while under the limit."""
+        """Hand waiting requests to workers while under the limit. One that cannot be handed
+        (no worker could be started, or one died) waits on for the next try."""
         while self.waiting and (self.limit is None or self.busy() < self.limit):
-            self.hand(self.waiting.popleft(), "assigned")
+            request = self.waiting.popleft()
+            got = self.hand(request)
+            if not isinstance(got, int):
+                self.waiting.appendleft(request)
+                break
+            _say("assigned", request.partition("\t")[0], got)
 
     def reap(self) -> None:
         for pid in list(self.workers):
