@@ -14,6 +14,9 @@ transaction's time. So every transaction on these engines starts with :func:`tra
 from __future__ import annotations
 
 import os
+import random
+import sqlite3
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,12 +34,8 @@ if TYPE_CHECKING:
 #: lets :func:`migrate` check a current schema without loading Alembic.
 HEAD_REVISION = "0003"
 
-_SQLITE_PRAGMAS = (
-    "PRAGMA busy_timeout = 60000",
-    "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = NORMAL",
-    "PRAGMA foreign_keys = ON",
-)
+#: Seconds a new SQLite connection keeps trying to put the file in WAL mode (see _use_wal).
+WAL_WAIT = 60.0
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
@@ -48,16 +47,33 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
     engine = sa.create_engine(url)
 
     @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # transaction() emits BEGIN
-        cursor = dbapi_conn.cursor()
-        try:
-            for pragma in _SQLITE_PRAGMAS:
-                cursor.execute(pragma)
-        finally:
-            cursor.close()
+        dbapi_conn.execute("PRAGMA busy_timeout = 60000")
+        _use_wal(dbapi_conn)
+        dbapi_conn.execute("PRAGMA synchronous = NORMAL")
+        dbapi_conn.execute("PRAGMA foreign_keys = ON")
 
     return engine
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Put the database in WAL mode, which its file keeps once set. Processes opening a new
+    file together race to set it, and SQLite refuses the losers at once ("database is
+    locked", without waiting for the busy timeout): they look again, and try again."""
+    deadline = time.monotonic() + WAL_WAIT
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal":
+                return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+        if time.monotonic() >= deadline:
+            raise sqlite3.OperationalError("could not put the database in WAL mode")
+        time.sleep(random.uniform(0.005, 0.02))
 
 
 def _postgres_engine(url: sa.URL) -> sa.Engine:
