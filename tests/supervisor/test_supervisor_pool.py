@@ -18,8 +18,8 @@ from sv_helpers import RunMaker, Waiter, WorkspaceMaker, alive
 from runyard.backends.local import LocalBackend
 from runyard.errors import BackendError
 from runyard.records import MetricPoint, RunStatus
+from runyard.supervisor import Supervisor, reap_lost
 from runyard.supervisor import pool as pool_module
-from runyard.supervisor import reap_lost
 from runyard.supervisor.pool import SupervisorPool
 from runyard.workspace import Resources
 
@@ -92,6 +92,9 @@ def test_records_cross_to_the_worker_whole(ws: Resources, new_run: RunMaker) -> 
     assert "\n" not in request
     assert pool_module._decode(request) == (run.id, whole)
     assert pool_module._decode(run.id) == (run.id, None)
+    other = new_run(ws, files={"train.py": "pass"})
+    with pytest.raises(ValueError, match=f"run {other.id}'s, not run {run.id}'s"):
+        Supervisor(ws, run.id, record=other)
 
 
 def test_runs_at_once_get_a_worker_each(ws: Resources, new_run: RunMaker, wait: Waiter) -> None:

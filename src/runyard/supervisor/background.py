@@ -76,8 +76,7 @@ class _Scheduler:
                 now = time.monotonic()
                 due = [j for j in self.jobs if j.due <= now]
                 if not due:
-                    self.wakes_at = min((j.due for j in self.jobs), default=now + IDLE_WAIT)
-                    self.wakes_at = min(self.wakes_at, now + IDLE_WAIT)
+                    self.wakes_at = min([now + IDLE_WAIT, *(j.due for j in self.jobs)])
                     self.cond.wait(max(0.01, self.wakes_at - now))
                     continue
                 job = min(due, key=lambda j: j.due)
